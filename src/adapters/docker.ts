@@ -1,0 +1,252 @@
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import * as tar from 'tar-stream';
+import { randomUUID } from 'node:crypto';
+import createDebug from 'debug';
+import Docker from 'dockerode';
+import { C2vError } from '../errors.js';
+import { SESSION_LABEL, type BuildRequest, type ImageEngine, type ImageInfo, type RootfsSource } from './engine.js';
+
+const debug = createDebug('c2v:engine');
+
+/** A run's id, put on everything it creates in the engine so a later run can tell leftovers apart. */
+export const SESSION_ID = `${process.pid}-${randomUUID().slice(0, 8)}`;
+
+type ProgressEvent = { stream?: string; status?: string; progress?: string; error?: string; errorDetail?: { message?: string }; aux?: { ID?: string } };
+
+function engineUnavailable(e: unknown): C2vError {
+  const where = process.env.DOCKER_HOST ?? '/var/run/docker.sock';
+  return new C2vError('engine', `no Docker engine answers at ${where}: start one (e.g. sudo scripts/start-dockerd, or systemctl start docker) or set DOCKER_HOST`, { cause: e });
+}
+
+function isConnectionError(e: unknown): boolean {
+  const code = (e as { code?: string }).code;
+  return code === 'ENOENT' || code === 'ECONNREFUSED' || code === 'EACCES' || code === 'ECONNRESET' || code === 'EPIPE';
+}
+
+export class DockerEngine implements ImageEngine {
+  readonly name = 'docker';
+  private readonly docker: Docker;
+
+  constructor(docker = new Docker()) {
+    this.docker = docker;
+  }
+
+  async ping(): Promise<void> {
+    try {
+      await this.docker.ping();
+    } catch (e) {
+      throw engineUnavailable(e);
+    }
+  }
+
+  async inspect(ref: string): Promise<ImageInfo | undefined> {
+    let data: Docker.ImageInspectInfo;
+    try {
+      data = await this.docker.getImage(ref).inspect();
+    } catch (e) {
+      if ((e as { statusCode?: number }).statusCode === 404) return undefined;
+      if (isConnectionError(e)) throw engineUnavailable(e);
+      throw new C2vError('engine', `could not inspect image ${ref}: ${(e as Error).message}`, { cause: e });
+    }
+    const c = data.Config ?? ({} as Docker.ImageInspectInfo['Config']);
+    return {
+      id: data.Id,
+      ref,
+      architecture: data.Architecture,
+      os: data.Os,
+      sizeBytes: data.Size,
+      created: data.Created,
+      config: {
+        entrypoint: toArray(c.Entrypoint),
+        cmd: toArray(c.Cmd),
+        env: c.Env ?? [],
+        workingDir: c.WorkingDir ?? '',
+        user: c.User ?? '',
+        exposedPorts: Object.keys(c.ExposedPorts ?? {}),
+        labels: c.Labels ?? {},
+      },
+    };
+  }
+
+  async pull(ref: string, onLog?: (line: string) => void): Promise<void> {
+    let stream: NodeJS.ReadableStream;
+    try {
+      stream = await this.docker.pull(ref);
+    } catch (e) {
+      if (isConnectionError(e)) throw engineUnavailable(e);
+      throw new C2vError('input', `image ${ref} is not present locally and could not be pulled: ${firstLine((e as { json?: { message?: string } }).json?.message ?? (e as Error).message)}`, { cause: e });
+    }
+    await this.follow(stream, onLog, (msg) => new C2vError('input', `pulling ${ref} failed: ${msg}`));
+  }
+
+  async build(req: BuildRequest): Promise<string> {
+    const src = await readdir(req.contextDir);
+    let stream: NodeJS.ReadableStream;
+    try {
+      stream = await this.docker.buildImage(
+        { context: req.contextDir, src },
+        { t: req.tag, dockerfile: req.dockerfile, rm: true, forcerm: true, labels: {} },
+      );
+    } catch (e) {
+      if (isConnectionError(e)) throw engineUnavailable(e);
+      throw new C2vError('build', `docker build of ${req.contextDir} could not start: ${firstLine((e as Error).message)}`, { cause: e });
+    }
+    let imageId: string | undefined;
+    const last: string[] = [];
+    await this.follow(
+      stream,
+      (line) => {
+        last.push(line);
+        if (last.length > 20) last.shift();
+        req.onLog?.(line);
+      },
+      (msg) => new C2vError('build', `the Dockerfile build failed: ${msg}`, { detail: last.join('\n') }),
+      (ev) => {
+        if (ev.aux?.ID) imageId = ev.aux.ID;
+      },
+    );
+    if (!imageId) {
+      const info = await this.inspect(req.tag);
+      if (!info) throw new C2vError('build', `docker build finished but produced no image tagged ${req.tag}`);
+      imageId = info.id;
+    }
+    return imageId;
+  }
+
+  async openRootfs(imageId: string): Promise<RootfsSource> {
+    let container: Docker.Container;
+    try {
+      // Never started; the command only has to exist because the engine refuses images without one.
+      container = await this.docker.createContainer({
+        Image: imageId,
+        Cmd: ['/c2v-never-started'],
+        Entrypoint: [],
+        Labels: { [SESSION_LABEL]: SESSION_ID },
+        NetworkDisabled: true,
+      });
+    } catch (e) {
+      if (isConnectionError(e)) throw engineUnavailable(e);
+      throw new C2vError('engine', `could not create a container from ${imageId.slice(0, 19)}: ${firstLine((e as Error).message)}`, { cause: e });
+    }
+    debug('created container %s', container.id);
+    let released = false;
+    const release = async () => {
+      if (released) return;
+      released = true;
+      try {
+        await container.remove({ force: true, v: true });
+        debug('removed container %s', container.id);
+      } catch (e) {
+        if ((e as { statusCode?: number }).statusCode !== 404) debug('could not remove %s: %s', container.id, (e as Error).message);
+      }
+    };
+    const readFile = async (file: string, depth = 0): Promise<Buffer | undefined> => {
+      let archive: NodeJS.ReadableStream;
+      try {
+        archive = await container.getArchive({ path: file });
+      } catch (e) {
+        if ((e as { statusCode?: number }).statusCode === 404) return undefined;
+        if (isConnectionError(e)) throw engineUnavailable(e);
+        throw new C2vError('engine', `reading ${file} from the image failed: ${firstLine((e as Error).message)}`, { cause: e });
+      }
+      const entry = await firstTarEntry(archive as Readable);
+      if (entry?.type === 'symlink' && entry.linkname && depth < 4) {
+        const target = path.posix.resolve(path.posix.dirname(file), entry.linkname);
+        return readFile(target, depth + 1);
+      }
+      return entry?.type === 'file' ? entry.data : undefined;
+    };
+    const exportStream = async () => {
+      try {
+        return (await container.export()) as unknown as Readable;
+      } catch (e) {
+        if (isConnectionError(e)) throw engineUnavailable(e);
+        throw new C2vError('engine', `exporting the container filesystem failed: ${firstLine((e as Error).message)}`, { cause: e });
+      }
+    };
+    return { readFile, export: exportStream, release };
+  }
+
+  async sweep(): Promise<number> {
+    const leftovers = await this.docker.listContainers({ all: true, filters: { label: [SESSION_LABEL] } });
+    let removed = 0;
+    for (const c of leftovers) {
+      const owner = c.Labels[SESSION_LABEL] ?? '';
+      const pid = Number(owner.split('-')[0]);
+      // A session whose process still runs is a parallel conversion, not a leftover.
+      if (owner === SESSION_ID || (pid > 0 && isAlive(pid))) continue;
+      await this.docker.getContainer(c.Id).remove({ force: true }).then(() => removed++, () => undefined);
+    }
+    if (removed) debug('swept %d leftover container(s)', removed);
+    return removed;
+  }
+
+  private follow(
+    stream: NodeJS.ReadableStream,
+    onLog: ((line: string) => void) | undefined,
+    toError: (message: string) => C2vError,
+    onEvent?: (ev: ProgressEvent) => void,
+  ): Promise<void> {
+    return new Promise((resolve, reject) => {
+      let failure: C2vError | undefined;
+      this.docker.modem.followProgress(
+        stream,
+        (err: Error | null) => {
+          if (failure) reject(failure);
+          else if (err) reject(isConnectionError(err) ? engineUnavailable(err) : toError(firstLine(err.message)));
+          else resolve();
+        },
+        (ev: ProgressEvent) => {
+          onEvent?.(ev);
+          // The engine reports build failures in-band; a stream that "ends fine" after errorDetail is a failed build.
+          if (ev.errorDetail || ev.error) {
+            failure ??= toError(firstLine(ev.errorDetail?.message ?? ev.error ?? 'unknown error'));
+            return;
+          }
+          const text = ev.stream ?? (ev.status ? `${ev.status}${ev.progress ? ` ${ev.progress}` : ''}` : '');
+          for (const line of text.split('\n')) if (line.trim()) onLog?.(line.trimEnd());
+        },
+      );
+    });
+  }
+}
+
+function toArray(v: string | string[] | undefined | null): string[] {
+  if (!v) return [];
+  return Array.isArray(v) ? v : [v];
+}
+
+function firstLine(s: string): string {
+  return s.trim().split('\n')[0];
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The first entry of a small tar (the engine's archive of one path), with its data when it is a file. */
+async function firstTarEntry(stream: Readable): Promise<{ type: string; linkname?: string; data: Buffer } | undefined> {
+  const extract = tar.extract();
+  stream.pipe(extract);
+  try {
+    for await (const entry of extract) {
+      const chunks: Buffer[] = [];
+      for await (const c of entry) chunks.push(c as Buffer);
+      const result = { type: entry.header.type ?? 'file', linkname: entry.header.linkname ?? undefined, data: Buffer.concat(chunks) };
+      stream.unpipe(extract);
+      stream.resume();
+      extract.destroy();
+      return result;
+    }
+  } finally {
+    stream.resume();
+  }
+  return undefined;
+}

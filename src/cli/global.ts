@@ -1,0 +1,5 @@
+export interface GlobalFlags {
+  json: boolean;
+  debug: boolean;
+  verbose: boolean;
+}

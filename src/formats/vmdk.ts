@@ -1,0 +1,357 @@
+import { createHash } from 'node:crypto';
+import { availableParallelism } from 'node:os';
+import { promisify } from 'node:util';
+import { deflate } from 'node:zlib';
+import { C2vError } from '../errors.js';
+
+/**
+ * streamOptimized VMDK (VMware "Virtual Disk Format 5.0", monolithic sparse extent with compressed grains and
+ * markers), the only disk format vSphere accepts inside an OVA. The file is produced front to back with no
+ * seeking, so it can be hashed while written and later streamed into a tar. See shared/FORMATS.md for the
+ * requirements every line below serves.
+ */
+
+export const SECTOR = 512;
+export const GRAIN_BYTES = 65536;
+export const GRAIN_SECTORS = GRAIN_BYTES / SECTOR;
+export const GTES_PER_GT = 512;
+export const DESCRIPTOR_OFFSET = 1;
+export const DESCRIPTOR_SECTORS = 20;
+/**
+ * Grain data starts at the first grain boundary after header and descriptor (sector 128), as VMware's and qemu's
+ * writers lay it out; overHead in the header says so, and readers that trust it find the first grain there.
+ */
+export const OVERHEAD_SECTORS = Math.ceil((DESCRIPTOR_OFFSET + DESCRIPTOR_SECTORS) / GRAIN_SECTORS) * GRAIN_SECTORS;
+/** Header gdOffset meaning "read the footer": the GD is only known once every grain has been written. */
+export const GD_AT_END = 0xffffffffffffffffn;
+/** Grain-table entries and GD entries are u32 sector numbers, which bounds both the disk and the file at 2 TiB. */
+export const MAX_CAPACITY_BYTES = 2 ** 32 * SECTOR;
+
+const MAGIC_KDMV = 0x564d444b; // "KDMV" read as a little-endian u32
+const VERSION = 3; // ESXi refuses older versions for streamOptimized ("sparse VMDK version too old")
+const FLAG_NEWLINE_TEST = 1 << 0;
+const FLAG_COMPRESSED = 1 << 16;
+const FLAG_MARKERS = 1 << 17;
+const COMPRESS_DEFLATE = 1;
+const GT_SECTORS = (GTES_PER_GT * 4) / SECTOR;
+const GRAIN_PREFIX_BYTES = 12; // lba u64 + size u32
+
+export type AdapterType = 'lsilogic' | 'ide' | 'buslogic' | 'legacyESX';
+const ADAPTER_TYPES: readonly AdapterType[] = ['lsilogic', 'ide', 'buslogic', 'legacyESX'];
+
+export const MARKER = { EOS: 0, GRAIN_TABLE: 1, GRAIN_DIRECTORY: 2, FOOTER: 3 } as const;
+export type MarkerType = (typeof MARKER)[keyof typeof MARKER];
+
+export interface VmdkOptions {
+  /** Virtual disk size; a multiple of 512, at most 2 TiB. */
+  capacityBytes: number;
+  /** Name written in the extent line, e.g. "myapp-disk1.vmdk". */
+  fileName: string;
+  /** Default 'lsilogic'. */
+  adapterType?: AdapterType;
+  /** Default 14. */
+  virtualHwVersion?: number;
+  /** 32-bit content id; default derived from the other options so output is reproducible. */
+  cid?: number;
+  /** 32 hex digits; default derived too, ending in the CID as VMware's own descriptors do. */
+  longContentId?: string;
+  /** zlib level 1..9, default 6. */
+  compressLevel?: number;
+  /** Grains deflating at once, default availableParallelism() * 2. */
+  concurrency?: number;
+}
+
+interface ResolvedOptions {
+  capacityBytes: number;
+  capacitySectors: number;
+  fileName: string;
+  adapterType: AdapterType;
+  virtualHwVersion: number;
+  cid: number;
+  longContentId: string;
+  compressLevel: number;
+  concurrency: number;
+}
+
+/** Grain source: yields only non-zero grains in ascending index order; data is GRAIN_BYTES long (the last one
+ * may be shorter if capacity isn't a grain multiple; any short grain is padded with zeros). The encoder holds on to `data`
+ * until that grain is compressed, so a source must not reuse the buffer it yielded. */
+export interface Grain {
+  index: number;
+  data: Buffer;
+}
+
+export interface Geometry {
+  cylinders: number;
+  heads: number;
+  sectors: number;
+}
+
+/**
+ * The CHS geometry VMware writes for a disk of this size: 255 heads x 63 sectors for SCSI adapters, 16 x 63
+ * for IDE, cylinders rounded down and capped at what the controller can address.
+ */
+export function vmdkGeometry(capacityBytes: number, adapterType: AdapterType = 'lsilogic'): Geometry {
+  const ide = adapterType === 'ide';
+  const heads = ide ? 16 : 255;
+  const sectors = 63;
+  const maxCylinders = ide ? 16383 : 65535;
+  const cylinders = Math.floor(capacityBytes / SECTOR / (heads * sectors));
+  return { cylinders: Math.max(1, Math.min(maxCylinders, cylinders)), heads, sectors };
+}
+
+const ZERO_GRAIN = Buffer.alloc(GRAIN_BYTES);
+
+/** True when every byte is zero; compares against a zero page with memcmp rather than looping in JS. */
+export function isZero(buf: Uint8Array): boolean {
+  for (let off = 0; off < buf.length; off += ZERO_GRAIN.length) {
+    const end = Math.min(buf.length, off + ZERO_GRAIN.length);
+    if (Buffer.compare(buf.subarray(off, end), ZERO_GRAIN.subarray(0, end - off)) !== 0) return false;
+  }
+  return true;
+}
+
+function resolveOptions(opts: VmdkOptions): ResolvedOptions {
+  const problems: string[] = [];
+  const { capacityBytes, fileName } = opts;
+  if (!Number.isSafeInteger(capacityBytes) || capacityBytes <= 0 || capacityBytes % SECTOR !== 0) {
+    problems.push(`capacityBytes must be a positive multiple of ${SECTOR} (got ${capacityBytes})`);
+  } else if (capacityBytes > MAX_CAPACITY_BYTES) {
+    problems.push(`capacityBytes ${capacityBytes} exceeds the 2 TiB limit of a sparse VMDK extent`);
+  }
+  // The name sits between double quotes on one descriptor line.
+  if (typeof fileName !== 'string' || fileName === '' || /["\r\n\0]/.test(fileName)) {
+    problems.push(`fileName must be non-empty without quotes, newlines or NUL (got ${JSON.stringify(fileName)})`);
+  }
+  const adapterType = opts.adapterType ?? 'lsilogic';
+  if (!ADAPTER_TYPES.includes(adapterType)) {
+    problems.push(`adapterType must be one of ${ADAPTER_TYPES.join(', ')} (got ${String(adapterType)})`);
+  }
+  const virtualHwVersion = opts.virtualHwVersion ?? 14;
+  if (!Number.isInteger(virtualHwVersion) || virtualHwVersion < 4) {
+    problems.push(`virtualHwVersion must be an integer >= 4 (got ${virtualHwVersion})`);
+  }
+  if (opts.cid !== undefined && (!Number.isInteger(opts.cid) || opts.cid < 0 || opts.cid > 0xffffffff)) {
+    problems.push(`cid must be a 32-bit unsigned integer (got ${opts.cid})`);
+  }
+  if (opts.longContentId !== undefined && !/^[0-9a-f]{32}$/i.test(opts.longContentId)) {
+    problems.push(`longContentId must be 32 hex digits (got ${JSON.stringify(opts.longContentId)})`);
+  }
+  const compressLevel = opts.compressLevel ?? 6;
+  if (!Number.isInteger(compressLevel) || compressLevel < 1 || compressLevel > 9) {
+    problems.push(`compressLevel must be an integer 1..9 (got ${compressLevel})`);
+  }
+  const concurrency = opts.concurrency ?? availableParallelism() * 2;
+  if (!Number.isInteger(concurrency) || concurrency < 1) {
+    problems.push(`concurrency must be a positive integer (got ${concurrency})`);
+  }
+  if (problems.length > 0) {
+    throw new C2vError('input', `invalid VMDK options: ${problems.join('; ')}`);
+  }
+
+  // Derived from what defines the disk, not from the clock, so the same build gives the same bytes.
+  const digest = createHash('sha256')
+    .update(JSON.stringify(['c2v-vmdk', capacityBytes, fileName, adapterType, virtualHwVersion]))
+    .digest();
+  let cid = opts.cid ?? digest.readUInt32BE(0);
+  // ffffffff means "no parent" in parentCID; never let a derived CID look like it.
+  if (opts.cid === undefined && cid === 0xffffffff) cid = 0xfffffffe;
+  const cidHex = cid.toString(16).padStart(8, '0');
+  const longContentId = (opts.longContentId ?? digest.subarray(4, 16).toString('hex') + cidHex).toLowerCase();
+
+  return {
+    capacityBytes,
+    capacitySectors: capacityBytes / SECTOR,
+    fileName,
+    adapterType,
+    virtualHwVersion,
+    cid,
+    longContentId,
+    compressLevel,
+    concurrency,
+  };
+}
+
+/** The embedded text descriptor: exactly DESCRIPTOR_SECTORS sectors, NUL padded. */
+export function encodeDescriptor(opts: VmdkOptions): Buffer {
+  const o = resolveOptions(opts);
+  const geo = vmdkGeometry(o.capacityBytes, o.adapterType);
+  const text = [
+    '# Disk DescriptorFile',
+    'version=1',
+    'encoding="UTF-8"',
+    `CID=${o.cid.toString(16).padStart(8, '0')}`,
+    'parentCID=ffffffff',
+    'createType="streamOptimized"',
+    '',
+    '# Extent description',
+    `RW ${o.capacitySectors} SPARSE "${o.fileName}"`,
+    '',
+    '# The Disk Data Base',
+    '#DDB',
+    '',
+    `ddb.adapterType = "${o.adapterType}"`,
+    `ddb.geometry.cylinders = "${geo.cylinders}"`,
+    `ddb.geometry.heads = "${geo.heads}"`,
+    `ddb.geometry.sectors = "${geo.sectors}"`,
+    `ddb.longContentID = "${o.longContentId}"`,
+    // "4" with the maximum version marks the guest tools as unmanaged (open-vm-tools from the distro).
+    'ddb.toolsInstallType = "4"',
+    'ddb.toolsVersion = "2147483647"',
+    `ddb.virtualHWVersion = "${o.virtualHwVersion}"`,
+    '',
+  ].join('\n');
+  const out = Buffer.alloc(DESCRIPTOR_SECTORS * SECTOR);
+  const written = out.write(text, 'utf8');
+  // Readers NUL-terminate the last byte of the area, so the text must leave at least one NUL behind it.
+  if (Buffer.byteLength(text, 'utf8') >= out.length || written !== Buffer.byteLength(text, 'utf8')) {
+    throw new C2vError('input', `VMDK descriptor does not fit in ${DESCRIPTOR_SECTORS} sectors (file name too long?)`);
+  }
+  return out;
+}
+
+export interface HeaderFields {
+  capacityBytes: number;
+  /** Sector of the grain directory, or GD_AT_END in the leading header of a stream. */
+  gdOffset: bigint;
+  /** Sectors before the first grain; default OVERHEAD_SECTORS. */
+  overHead?: number;
+}
+
+/** The 512-byte SparseExtentHeader, used both as the first sector and as the footer. */
+export function encodeHeader(fields: HeaderFields): Buffer {
+  const { capacityBytes, gdOffset } = fields;
+  const overHead = fields.overHead ?? OVERHEAD_SECTORS;
+  if (!Number.isSafeInteger(capacityBytes) || capacityBytes <= 0 || capacityBytes % SECTOR !== 0) {
+    throw new C2vError('input', `capacityBytes must be a positive multiple of ${SECTOR} (got ${capacityBytes})`);
+  }
+  const h = Buffer.alloc(SECTOR);
+  h.writeUInt32LE(MAGIC_KDMV, 0);
+  h.writeUInt32LE(VERSION, 4);
+  h.writeUInt32LE(FLAG_NEWLINE_TEST | FLAG_COMPRESSED | FLAG_MARKERS, 8);
+  h.writeBigUInt64LE(BigInt(capacityBytes / SECTOR), 12);
+  h.writeBigUInt64LE(BigInt(GRAIN_SECTORS), 20);
+  h.writeBigUInt64LE(BigInt(DESCRIPTOR_OFFSET), 28);
+  h.writeBigUInt64LE(BigInt(DESCRIPTOR_SECTORS), 36);
+  h.writeUInt32LE(GTES_PER_GT, 44);
+  h.writeBigUInt64LE(0n, 48); // rgdOffset: no redundant GD in a stream
+  h.writeBigUInt64LE(gdOffset, 56);
+  h.writeBigUInt64LE(BigInt(overHead), 64);
+  h.writeUInt8(0, 72); // uncleanShutdown
+  // Newline-test bytes: a transfer that rewrote line endings would corrupt them, and readers check.
+  h.write('\n \r\n', 73, 'latin1');
+  h.writeUInt16LE(COMPRESS_DEFLATE, 77);
+  return h;
+}
+
+/** A metadata marker sector: numSectors of the block that follows, size 0, then the type. */
+export function encodeMarker(type: MarkerType, numSectors: number | bigint): Buffer {
+  const m = Buffer.alloc(SECTOR);
+  m.writeBigUInt64LE(BigInt(numSectors), 0);
+  m.writeUInt32LE(0, 8);
+  m.writeUInt32LE(type, 12);
+  return m;
+}
+
+/** One compressed grain as stored: lba (sectors) and compressed size, the zlib stream, zero padding to a sector. */
+export function encodeGrainBlock(index: number, compressed: Buffer): Buffer {
+  const total = Math.ceil((GRAIN_PREFIX_BYTES + compressed.length) / SECTOR) * SECTOR;
+  const block = Buffer.alloc(total);
+  block.writeBigUInt64LE(BigInt(index) * BigInt(GRAIN_SECTORS), 0);
+  block.writeUInt32LE(compressed.length, 8);
+  compressed.copy(block, GRAIN_PREFIX_BYTES);
+  return block;
+}
+
+const deflateAsync = promisify(deflate);
+
+interface InFlight {
+  index: number;
+  compressed: Promise<Buffer>;
+}
+
+/**
+ * The whole file, front to back: header, descriptor, grains with a grain table after each 512-grain group that
+ * had data, then GD, footer and end-of-stream marker, and nothing after it. Grains deflate concurrently on the
+ * libuv pool but are written in index order, so the output does not depend on timing.
+ */
+export async function* encodeStreamOptimized(grains: AsyncIterable<Grain>, opts: VmdkOptions): AsyncGenerator<Buffer> {
+  const o = resolveOptions(opts);
+  const descriptor = encodeDescriptor(opts);
+  const grainCount = Math.ceil(o.capacitySectors / GRAIN_SECTORS);
+  const gtCount = Math.ceil(grainCount / GTES_PER_GT);
+  const gdSectors = Math.ceil((gtCount * 4) / SECTOR);
+
+  yield encodeHeader({ capacityBytes: o.capacityBytes, gdOffset: GD_AT_END, overHead: OVERHEAD_SECTORS });
+  yield descriptor;
+  yield Buffer.alloc((OVERHEAD_SECTORS - DESCRIPTOR_OFFSET - DESCRIPTOR_SECTORS) * SECTOR);
+
+  let sector = OVERHEAD_SECTORS;
+  const gd = Buffer.alloc(gdSectors * SECTOR);
+  const gt = Buffer.alloc(GT_SECTORS * SECTOR);
+  let openGroup = -1;
+
+  const sectorRef = (s: number): number => {
+    if (s > 0xffffffff) {
+      throw new C2vError('input', 'the compressed VMDK would exceed 2 TiB, beyond what its u32 sector offsets address');
+    }
+    return s;
+  };
+
+  function* closeGroup(): Generator<Buffer> {
+    if (openGroup < 0) return;
+    yield encodeMarker(MARKER.GRAIN_TABLE, GT_SECTORS);
+    sector += 1;
+    gd.writeUInt32LE(sectorRef(sector), openGroup * 4);
+    yield Buffer.from(gt);
+    sector += GT_SECTORS;
+    gt.fill(0);
+    openGroup = -1;
+  }
+
+  async function* emit(item: InFlight): AsyncGenerator<Buffer> {
+    const group = Math.floor(item.index / GTES_PER_GT);
+    if (group !== openGroup) {
+      yield* closeGroup();
+      openGroup = group;
+    }
+    const block = encodeGrainBlock(item.index, await item.compressed);
+    gt.writeUInt32LE(sectorRef(sector), (item.index % GTES_PER_GT) * 4);
+    sector += block.length / SECTOR;
+    yield block;
+  }
+
+  const window: InFlight[] = [];
+  let previous = -1;
+  for await (const grain of grains) {
+    const { index, data } = grain;
+    if (!Number.isInteger(index) || index <= previous || index >= grainCount) {
+      throw new RangeError(`grain index ${index} is out of order or beyond the disk (previous ${previous}, grains ${grainCount})`);
+    }
+    if (data.length === 0 || data.length > GRAIN_BYTES) {
+      throw new RangeError(`grain ${index} has ${data.length} bytes, expected 1..${GRAIN_BYTES}`);
+    }
+    previous = index;
+    if (isZero(data)) continue;
+    // Every grain inflates to a full 64 KiB; a short one (the disk's last, or a source that ended early) reads
+    // as zeros past its data.
+    const full = data.length === GRAIN_BYTES ? data : Buffer.concat([data, ZERO_GRAIN.subarray(data.length)]);
+    const compressed = deflateAsync(full, { level: o.compressLevel });
+    // It is awaited in order later; until then a rejection must not count as unhandled.
+    compressed.catch(() => undefined);
+    window.push({ index, compressed });
+    while (window.length >= o.concurrency) yield* emit(window.shift()!);
+  }
+  while (window.length > 0) yield* emit(window.shift()!);
+  yield* closeGroup();
+
+  yield encodeMarker(MARKER.GRAIN_DIRECTORY, gdSectors);
+  sector += 1;
+  const gdOffset = BigInt(sectorRef(sector));
+  yield gd;
+  sector += gdSectors;
+
+  yield encodeMarker(MARKER.FOOTER, 1);
+  yield encodeHeader({ capacityBytes: o.capacityBytes, gdOffset, overHead: OVERHEAD_SECTORS });
+  yield encodeMarker(MARKER.EOS, 0);
+}

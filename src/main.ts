@@ -1,0 +1,74 @@
+import createDebug from 'debug';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { C2vError, isC2vError } from './errors.js';
+import { drainCleanups, drainCleanupsSync } from './adapters/cleanup.js';
+import { convertCommand } from './cli/convert.js';
+import { JsonReporter } from './cli/reporters.js';
+import type { GlobalFlags } from './cli/global.js';
+
+const argvList = hideBin(process.argv);
+const wantsDebug = argvList.includes('--debug');
+const wantsJson = argvList.includes('--json');
+if (wantsDebug) createDebug.enable(process.env.DEBUG ? `${process.env.DEBUG},c2v:*` : 'c2v:*');
+
+/** The one place that decides what the user sees and which exit code follows. */
+function report(e: unknown): number {
+  const err = isC2vError(e) ? e : new C2vError('internal', `internal error: ${(e as Error)?.message ?? String(e)} (run with --debug for details)`, { cause: e });
+  if (wantsJson) JsonReporter.emit({ event: 'error', code: err.code, message: err.message });
+  process.stderr.write(`c2v: ${err.message}\n`);
+  if (wantsDebug) {
+    if (err.detail) process.stderr.write(`${err.detail}\n`);
+    const cause = err.cause ?? err;
+    process.stderr.write(`${(cause as Error)?.stack ?? String(cause)}\n`);
+  }
+  return err.exitCode;
+}
+
+let interrupted = false;
+for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+  process.on(signal, () => {
+    if (interrupted) process.exit(code);
+    interrupted = true;
+    process.stderr.write(`\nc2v: interrupted (${signal}); cleaning up\n`);
+    void drainCleanups().finally(() => process.exit(code));
+  });
+}
+process.on('exit', () => drainCleanupsSync());
+
+async function main(): Promise<number> {
+  let failure: unknown;
+  const parser = yargs(argvList)
+    .scriptName('c2v')
+    .usage('$0 <command> [options]')
+    .option('json', { type: 'boolean', default: false, describe: 'Print progress and the result as JSON lines on stdout' })
+    .option('debug', { type: 'boolean', default: false, describe: 'Show debug logs and stack traces' })
+    .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'Show build and tool output' })
+    .strict()
+    .demandCommand(1, 'say what to do: c2v convert <Dockerfile | context dir | image>')
+    .recommendCommands()
+    .help()
+    .version()
+    .wrap(Math.min(110, process.stdout.columns ?? 100))
+    .fail((msg, err) => {
+      failure = err ?? new C2vError('usage', `${msg}; see c2v --help`);
+    });
+  convertCommand(parser as unknown as import('yargs').Argv<GlobalFlags>);
+  try {
+    await parser.parseAsync();
+  } catch (e) {
+    failure ??= e;
+  }
+  if (failure) return report(failure);
+  return 0;
+}
+
+main().then(
+  async (code) => {
+    await drainCleanups();
+    process.exitCode = code;
+  },
+  (e) => {
+    process.exitCode = report(e);
+  },
+);

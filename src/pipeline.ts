@@ -1,0 +1,211 @@
+import { rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { createHash } from 'node:crypto';
+import { C2vError } from './errors.js';
+import type { ConvertOptions } from './config/schema.js';
+import { formatSize } from './config/size.js';
+import type { ImageEngine, ImageInfo, RootfsSource } from './adapters/engine.js';
+import { registerCleanup } from './adapters/cleanup.js';
+import { Workspace } from './adapters/workspace.js';
+import { writeVmdk } from './adapters/raw-grains.js';
+import { StageRunner, type Reporter, type StageTiming } from './progress.js';
+import { deriveIdentity, fatUuid, seedFrom } from './plan/identity.js';
+import { planLayout, type DiskLayout } from './plan/layout.js';
+import { autoRootBytes, minimumRootBytes } from './plan/rootfs.js';
+import { guestOsFor } from './plan/os-type.js';
+import { buildOvf, type NicType, type ScsiController } from './plan/ovf.js';
+import { formatManifest } from './formats/manifest.js';
+import { acquireImage, classifyInput, defaultName } from './stages/acquire.js';
+import { makeGrubImages } from './stages/boot-loader.js';
+import { createDiskFile, writePartitionTables } from './stages/disk.js';
+import { makeEsp } from './stages/esp.js';
+import { makeRootFilesystem, readOsRelease } from './stages/root-filesystem.js';
+import { zerofreeRoot } from './stages/zerofree.js';
+import { writeOva, writeOvfFolder } from './stages/package-ova.js';
+
+export interface ConvertResult {
+  output: string;
+  format: ConvertOptions['format'];
+  name: string;
+  image: { ref: string; id: string };
+  diskBytes: number;
+  artifactBytes: number;
+  kernel: string;
+  timings: StageTiming[];
+}
+
+const SCSI: Record<ConvertOptions['scsi'], ScsiController> = { pvscsi: 'VirtualSCSI', lsilogic: 'lsilogic', lsilogicsas: 'lsilogicsas' };
+const NIC: Record<ConvertOptions['nic'], NicType> = { vmxnet3: 'VmxNet3', e1000e: 'E1000e' };
+
+function defaultOutput(name: string, format: ConvertOptions['format']): string {
+  return format === 'ovf' ? name : `${name}.${format}`;
+}
+
+/**
+ * The conversion as a list of verb-named steps. Each step gets what it needs and returns what it made;
+ * the artefact moves to its final name only at the very end.
+ */
+export async function convert(opts: ConvertOptions, engine: ImageEngine, reporter: Reporter): Promise<ConvertResult> {
+  const stages = new StageRunner(reporter);
+  const input = await classifyInput(opts.input);
+  const name = opts.name ?? defaultName(input);
+  const output = path.resolve(opts.output ?? defaultOutput(name, opts.format));
+  const outputIsDir = await stat(output).then((s) => s.isDirectory(), () => false);
+  if (outputIsDir && opts.format !== 'ovf') {
+    throw new C2vError('usage', `--output ${output} is a directory: give a file name, like ${path.join(output, defaultOutput(name, opts.format))}`);
+  }
+
+  await engine.sweep().catch(() => 0);
+  const image = await stages.run(
+    'acquire',
+    input.kind === 'image' ? `Finding image ${input.ref}` : `Building ${path.join(input.contextDir, input.dockerfile)}`,
+    (update) => acquireImage(engine, input, { pull: opts.pull, name, onLog: (line) => { stages.log('acquire', line); update(line.slice(0, 100)); } }),
+    (i) => `${i.ref} (${formatSize(i.sizeBytes)})`,
+  );
+
+  const ws = await Workspace.create(opts.workdir ? path.resolve(opts.workdir) : path.dirname(output), opts.keepWorkdir);
+  let source: RootfsSource | undefined;
+  let unregisterSource: (() => void) | undefined;
+  try {
+    source = await engine.openRootfs(image.id);
+    const opened = source;
+    unregisterSource = registerCleanup('container', () => opened.release());
+    const osRelease = await readOsRelease(source);
+
+    const identity = deriveIdentity(seedFrom([image.id, opts.boot, opts.diskSize, name]));
+    const layout = planDisk(image, opts, identity);
+    const root = layout.partitions.find((p) => p.role === 'root')!;
+    const esp = layout.partitions.find((p) => p.role === 'esp')!;
+    const diskPath = ws.file('disk.raw');
+    await createDiskFile(diskPath, layout.diskBytes);
+
+    const wantBios = opts.boot !== 'efi';
+    const wantEfi = opts.boot !== 'bios';
+    const grub = await stages.run('bootloader', 'Making GRUB images', () =>
+      makeGrubImages({ workDir: ws.dir, rootFsUuid: identity.rootFsUuid, bios: wantBios, efi: wantEfi }),
+    );
+
+    const rootfs = await stages.run(
+      'rootfs',
+      `Writing the ext4 root filesystem (${formatSize(root.sizeBytes)}) from the image`,
+      () =>
+        makeRootFilesystem({
+          source: opened,
+          osRelease,
+          diskPath,
+          offsetBytes: root.offsetBytes,
+          sizeBytes: root.sizeBytes,
+          fsUuid: identity.rootFsUuid,
+          hashSeed: identity.rootHashSeed,
+          espUuid: fatUuid(identity.espVolumeId),
+          hostname: name.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 63) || 'appliance',
+          title: osRelease.PRETTY_NAME ?? name,
+          workDir: ws.dir,
+        }),
+      (r) => `${r.info.entries} entries, ${formatSize(r.info.bytes)}, kernel ${r.kernel.kernel}`,
+    );
+    await opened.release();
+    unregisterSource();
+
+    await stages.run('esp', 'Writing the EFI system partition', () =>
+      makeEsp({ diskPath, offsetBytes: esp.offsetBytes, sizeBytes: esp.sizeBytes, volumeId: identity.espVolumeId, efiImagePath: grub.efiImagePath }),
+    );
+    await stages.run('partition', 'Writing GPT and boot code', () => writePartitionTables(diskPath, layout, grub));
+    await stages.run('zerofree', 'Zeroing free blocks of the root filesystem', () => zerofreeRoot(diskPath, root.offsetBytes));
+
+    if (opts.format === 'raw') {
+      await ws.publish(diskPath, output);
+      return finish(output, layout, rootfs.kernel.kernel);
+    }
+
+    const diskName = `${name}-disk1.vmdk`;
+    const vmdkPath = ws.file(diskName);
+    const vmdk = await stages.run(
+      'vmdk',
+      'Writing the streamOptimized VMDK',
+      () =>
+        writeVmdk(diskPath, vmdkPath, {
+          capacityBytes: layout.diskBytes,
+          fileName: diskName,
+          adapterType: 'lsilogic',
+          virtualHwVersion: opts.hwVersion,
+          compressLevel: opts.compressLevel,
+          cid: identity.vmdkCid,
+        }),
+      (v) => formatSize(v.bytes),
+    );
+    await rm(diskPath, { force: true });
+
+    if (opts.format === 'vmdk') {
+      await ws.publish(vmdkPath, output);
+      return finish(output, layout, rootfs.kernel.kernel, vmdk.bytes);
+    }
+
+    const ovfName = `${name}.ovf`;
+    const mfName = `${name}.mf`;
+    const ovf = buildOvf({
+      name,
+      disk: { fileName: diskName, fileBytes: vmdk.bytes, capacityBytes: layout.diskBytes, populatedBytes: rootfs.info.bytes },
+      cpus: opts.cpus,
+      memoryMiB: opts.memory,
+      firmware: wantEfi ? 'efi' : 'bios',
+      os: guestOsFor(osRelease, { vmxVersion: opts.hwVersion }),
+      vmxVersion: opts.hwVersion,
+      scsiController: SCSI[opts.scsi],
+      nic: NIC[opts.nic],
+      networkName: opts.network,
+      annotation: annotation(image, opts),
+    });
+    const ovfBytes = Buffer.from(ovf, 'utf8');
+    const mf = Buffer.from(
+      formatManifest([
+        { name: ovfName, sha256: createHash('sha256').update(ovfBytes).digest('hex') },
+        { name: diskName, sha256: vmdk.sha256 },
+      ]),
+      'utf8',
+    );
+    const members = [
+      { name: ovfName, size: ovfBytes.length, source: ovfBytes },
+      { name: mfName, size: mf.length, source: mf },
+      { name: diskName, size: vmdk.bytes, source: vmdkPath },
+    ];
+    if (opts.format === 'ovf') {
+      const folder = ws.file('ovf');
+      await stages.run('package', 'Writing the OVF folder', () => writeOvfFolder(folder, members));
+      await ws.publish(folder, output);
+      return finish(output, layout, rootfs.kernel.kernel, vmdk.bytes + ovfBytes.length + mf.length);
+    }
+    const ovaPath = ws.file(`${name}.ova`);
+    await stages.run('package', 'Writing the OVA', () => writeOva(ovaPath, members));
+    const ovaBytes = (await stat(ovaPath)).size;
+    await ws.publish(ovaPath, output);
+    return finish(output, layout, rootfs.kernel.kernel, ovaBytes);
+  } finally {
+    if (source) await source.release();
+    unregisterSource?.();
+    await ws.dispose();
+  }
+
+  function finish(out: string, layout: DiskLayout, kernel: string, artifactBytes = layout.diskBytes): ConvertResult {
+    return { output: out, format: opts.format, name, image: { ref: image.ref, id: image.id }, diskBytes: layout.diskBytes, artifactBytes, kernel, timings: stages.timings };
+  }
+}
+
+function planDisk(image: ImageInfo, opts: ConvertOptions, identity: ReturnType<typeof deriveIdentity>): DiskLayout {
+  const guids = { disk: identity.diskGuid, biosBoot: identity.biosBootGuid, esp: identity.espGuid, root: identity.rootGuid };
+  if (opts.diskSize === 'auto') return planLayout({ rootBytes: autoRootBytes(image.sizeBytes), guids });
+  const minimum = planLayout({ rootBytes: minimumRootBytes(image.sizeBytes), guids });
+  if (opts.diskSize < minimum.diskBytes) {
+    throw new C2vError(
+      'input',
+      `--disk-size ${formatSize(opts.diskSize)} is too small for this image (${formatSize(image.sizeBytes)} of content): use at least ${formatSize(minimum.diskBytes)}, or --disk-size auto`,
+    );
+  }
+  return planLayout({ rootBytes: minimumRootBytes(image.sizeBytes), diskBytes: opts.diskSize, guids });
+}
+
+function annotation(image: ImageInfo, opts: ConvertOptions): string {
+  const lines = [`Converted by c2v from ${image.ref} (${image.id.slice(0, 19)}).`, `Boot: ${opts.boot}.`];
+  if (image.config.exposedPorts.length) lines.push(`Exposed ports: ${image.config.exposedPorts.join(', ')}.`);
+  return lines.join('\n');
+}

@@ -1,0 +1,275 @@
+/**
+ * The OVF 1.x descriptor of a single-disk VM, in the shape vSphere imports cleanly (see
+ * shared/FORMATS.md, "OVF 1.x descriptor"). Pure: the same spec always gives the same text, with no
+ * timestamps or generated ids, so the .mf digest of the .ovf is reproducible too.
+ */
+
+import type { GuestOs } from './os-type.js';
+
+/** vmx-14: ESXi 6.7 and later, the oldest release still commonly deployed to. */
+export const DEFAULT_VMX_VERSION = 14;
+
+export type ScsiController = 'lsilogic' | 'lsilogicsas' | 'VirtualSCSI';
+export type NicType = 'VmxNet3' | 'E1000e';
+
+export interface OvfSpec {
+  /** VirtualSystem id and name: what vSphere proposes as the VM name. */
+  name: string;
+  disk: { fileName: string; fileBytes: number; capacityBytes: number; populatedBytes?: number };
+  cpus: number;
+  memoryMiB: number;
+  firmware: 'bios' | 'efi';
+  os: GuestOs;
+  /** Virtual hardware version; default 14. */
+  vmxVersion?: number;
+  /** Default VirtualSCSI (pvscsi). */
+  scsiController?: ScsiController;
+  nic?: NicType;
+  networkName?: string;
+  annotation?: string;
+  product?: { product?: string; version?: string; vendor?: string };
+}
+
+const NS = {
+  ovf: 'http://schemas.dmtf.org/ovf/envelope/1',
+  cim: 'http://schemas.dmtf.org/wbem/wscim/1/common',
+  rasd: 'http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData',
+  vssd: 'http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_VirtualSystemSettingData',
+  vmw: 'http://www.vmware.com/schema/ovf',
+  xsi: 'http://www.w3.org/2001/XMLSchema-instance',
+} as const;
+
+export const STREAM_OPTIMIZED_FORMAT = 'http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized';
+
+const GiB = 2 ** 30;
+const DISK_ID = 'vmdisk1';
+const FILE_ID = 'file1';
+
+// The order CIM_ResourceAllocationSettingData's xs:sequence requires (alphabetical, but taken from the
+// schema rather than from a sort, so a property name that sorts differently cannot slip through).
+const RASD_ORDER = [
+  'Address',
+  'AddressOnParent',
+  'AllocationUnits',
+  'AutomaticAllocation',
+  'AutomaticDeallocation',
+  'Caption',
+  'Connection',
+  'ConsumerVisibility',
+  'Description',
+  'ElementName',
+  'HostResource',
+  'InstanceID',
+  'Limit',
+  'MappingBehavior',
+  'OtherResourceType',
+  'Parent',
+  'PoolID',
+  'Reservation',
+  'ResourceSubType',
+  'ResourceType',
+  'VirtualQuantity',
+  'VirtualQuantityUnits',
+  'Weight',
+] as const;
+type RasdProperty = (typeof RASD_ORDER)[number];
+type Rasd = Partial<Record<RasdProperty, string | number | boolean>> & { ElementName: string; InstanceID: number };
+
+// XML 1.0 cannot carry these even as character references; image labels can contain anything.
+const NOT_XML_CHAR = /[^\t\n\r\x20-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/gu;
+
+export function escapeXml(value: string | number | boolean): string {
+  return String(value)
+    .replace(NOT_XML_CHAR, '\uFFFD')
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;')
+    .replace(/'/g, '&apos;');
+}
+
+/** Attribute values also need their whitespace kept: a parser would turn a raw newline into a space. */
+function attr(value: string | number | boolean): string {
+  return escapeXml(value).replace(/\t/g, '&#9;').replace(/\n/g, '&#10;').replace(/\r/g, '&#13;');
+}
+
+function checkInt(what: string, value: number, min: number, max = Number.MAX_SAFE_INTEGER): void {
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw new RangeError(`OVF ${what} must be an integer from ${min} to ${max}, got ${value}`);
+  }
+}
+
+function validate(spec: OvfSpec, vmx: number): void {
+  if (spec.name.trim() === '') throw new RangeError('OVF name must not be empty');
+  const file = spec.disk.fileName;
+  // The href is resolved next to the .ovf (and inside the OVA, which is flat).
+  if (file === '' || file.includes('/') || file.includes('\\')) {
+    throw new RangeError(`OVF disk file name ${JSON.stringify(file)} must be a plain file name`);
+  }
+  checkInt('disk file size', spec.disk.fileBytes, 1);
+  checkInt('disk capacity', spec.disk.capacityBytes, 512);
+  if (spec.disk.capacityBytes % 512 !== 0) throw new RangeError(`OVF disk capacity ${spec.disk.capacityBytes} is not a whole number of sectors`);
+  if (spec.disk.populatedBytes !== undefined) checkInt('disk populated size', spec.disk.populatedBytes, 0, spec.disk.capacityBytes);
+  checkInt('CPU count', spec.cpus, 1, 768);
+  checkInt('memory (MiB)', spec.memoryMiB, 4);
+  checkInt('virtual hardware version', vmx, 4, 99);
+  checkInt('CIM OS id', spec.os.cimId, 0, 65535);
+}
+
+function capacity(bytes: number): { value: number; units: string } {
+  // vSphere honours capacityAllocationUnits; a whole GiB count keeps the number readable.
+  return bytes % GiB === 0 ? { value: bytes / GiB, units: 'byte * 2^30' } : { value: bytes, units: 'byte' };
+}
+
+function item(props: Rasd, indent: string): string {
+  const lines = RASD_ORDER.filter((key) => props[key] !== undefined).map(
+    (key) => `${indent}  <rasd:${key}>${escapeXml(props[key] as string | number | boolean)}</rasd:${key}>`,
+  );
+  return [`${indent}<Item>`, ...lines, `${indent}</Item>`].join('\n');
+}
+
+function vmwConfig(key: string, value: string, indent: string): string {
+  return `${indent}<vmw:Config ovf:required="false" vmw:key="${attr(key)}" vmw:value="${attr(value)}"/>`;
+}
+
+export function buildOvf(spec: OvfSpec): string {
+  const vmx = spec.vmxVersion ?? DEFAULT_VMX_VERSION;
+  validate(spec, vmx);
+  const scsi = spec.scsiController ?? 'VirtualSCSI';
+  const nic = spec.nic ?? 'VmxNet3';
+  const network = spec.networkName ?? 'VM Network';
+  const cap = capacity(spec.disk.capacityBytes);
+
+  const out: string[] = [];
+  const push = (...lines: string[]): void => {
+    out.push(...lines);
+  };
+
+  push(
+    '<?xml version="1.0" encoding="UTF-8"?>',
+    `<Envelope xmlns="${NS.ovf}" xmlns:ovf="${NS.ovf}" xmlns:cim="${NS.cim}" xmlns:rasd="${NS.rasd}" xmlns:vssd="${NS.vssd}" xmlns:vmw="${NS.vmw}" xmlns:xsi="${NS.xsi}">`,
+    '  <References>',
+    `    <File ovf:href="${attr(spec.disk.fileName)}" ovf:id="${FILE_ID}" ovf:size="${spec.disk.fileBytes}"/>`,
+    '  </References>',
+    '  <DiskSection>',
+    '    <Info>Virtual disk information</Info>',
+    `    <Disk ovf:capacity="${cap.value}" ovf:capacityAllocationUnits="${cap.units}" ovf:diskId="${DISK_ID}" ovf:fileRef="${FILE_ID}" ovf:format="${STREAM_OPTIMIZED_FORMAT}"` +
+      (spec.disk.populatedBytes !== undefined ? ` ovf:populatedSize="${spec.disk.populatedBytes}"` : '') +
+      '/>',
+    '  </DiskSection>',
+    '  <NetworkSection>',
+    '    <Info>The list of logical networks</Info>',
+    `    <Network ovf:name="${attr(network)}">`,
+    `      <Description>The ${escapeXml(network)} network</Description>`,
+    '    </Network>',
+    '  </NetworkSection>',
+    `  <VirtualSystem ovf:id="${attr(spec.name)}">`,
+    '    <Info>A virtual machine</Info>',
+    `    <Name>${escapeXml(spec.name)}</Name>`,
+  );
+
+  if (spec.annotation !== undefined) {
+    push(
+      '    <AnnotationSection>',
+      '      <Info>A human-readable annotation</Info>',
+      `      <Annotation>${escapeXml(spec.annotation)}</Annotation>`,
+      '    </AnnotationSection>',
+    );
+  }
+
+  if (spec.product !== undefined) {
+    const { product, vendor, version } = spec.product;
+    // Element order is fixed by ProductSection_Type: Product, Vendor, Version.
+    push(
+      '    <ProductSection>',
+      '      <Info>Information about the installed software</Info>',
+      ...(product !== undefined ? [`      <Product>${escapeXml(product)}</Product>`] : []),
+      ...(vendor !== undefined ? [`      <Vendor>${escapeXml(vendor)}</Vendor>`] : []),
+      ...(version !== undefined ? [`      <Version>${escapeXml(version)}</Version>`] : []),
+      '    </ProductSection>',
+    );
+  }
+
+  push(
+    `    <OperatingSystemSection ovf:id="${spec.os.cimId}" vmw:osType="${attr(spec.os.vmwOsType)}">`,
+    '      <Info>The kind of installed guest operating system</Info>',
+    `      <Description>${escapeXml(spec.os.description)}</Description>`,
+    '    </OperatingSystemSection>',
+    '    <VirtualHardwareSection>',
+    '      <Info>Virtual hardware requirements</Info>',
+    '      <System>',
+    // VSSD's sequence is alphabetical as well.
+    '        <vssd:ElementName>Virtual Hardware Family</vssd:ElementName>',
+    '        <vssd:InstanceID>0</vssd:InstanceID>',
+    `        <vssd:VirtualSystemIdentifier>${escapeXml(spec.name)}</vssd:VirtualSystemIdentifier>`,
+    `        <vssd:VirtualSystemType>vmx-${String(vmx).padStart(2, '0')}</vssd:VirtualSystemType>`,
+    '      </System>',
+  );
+
+  const indent = '      ';
+  const scsiId = 3;
+  push(
+    item(
+      {
+        AllocationUnits: 'hertz * 10^6',
+        Description: 'Number of Virtual CPUs',
+        ElementName: `${spec.cpus} virtual CPU(s)`,
+        InstanceID: 1,
+        ResourceType: 3,
+        VirtualQuantity: spec.cpus,
+      },
+      indent,
+    ),
+    item(
+      {
+        AllocationUnits: 'byte * 2^20',
+        Description: 'Memory Size',
+        ElementName: `${spec.memoryMiB}MB of memory`,
+        InstanceID: 2,
+        ResourceType: 4,
+        VirtualQuantity: spec.memoryMiB,
+      },
+      indent,
+    ),
+    item(
+      {
+        Address: 0,
+        Description: 'SCSI Controller',
+        ElementName: 'SCSI Controller 0',
+        InstanceID: scsiId,
+        ResourceSubType: scsi,
+        ResourceType: 6,
+      },
+      indent,
+    ),
+    item(
+      {
+        AddressOnParent: 0,
+        ElementName: 'Hard Disk 1',
+        HostResource: `ovf:/disk/${DISK_ID}`,
+        InstanceID: 4,
+        Parent: scsiId,
+        ResourceType: 17,
+      },
+      indent,
+    ),
+    item(
+      {
+        AutomaticAllocation: true,
+        Connection: network,
+        Description: `${nic} ethernet adapter on "${network}"`,
+        ElementName: 'Network adapter 1',
+        InstanceID: 5,
+        ResourceSubType: nic,
+        ResourceType: 10,
+      },
+      indent,
+    ),
+    vmwConfig('firmware', spec.firmware, indent),
+  );
+  // Secure boot would need signed boot code; the EFI image is built with an unsigned GRUB.
+  if (spec.firmware === 'efi') push(vmwConfig('bootOptions.efiSecureBootEnabled', 'false', indent));
+
+  push('    </VirtualHardwareSection>', '  </VirtualSystem>', '</Envelope>', '');
+  return out.join('\n');
+}

@@ -1,0 +1,71 @@
+/**
+ * How the ext4 root filesystem is made: its size and the features the guest's own tools understand.
+ * Pure: the caller supplies the content size and the guest's os-release.
+ */
+const MiB = 1024 * 1024;
+
+export type OsRelease = Readonly<Record<string, string>>;
+
+/**
+ * Features every guest we target can check at boot. Never `metadata_csum_seed` (GRUB before 2.12, which is what
+ * Debian bookworm ships and what reads the root fs here, rejects it) and never `orphan_file` (e2fsck before 1.47
+ * refuses it, so a bullseye guest's fsck of its root fails).
+ */
+const MODERN = ['has_journal', 'extent', 'huge_file', 'flex_bg', 'metadata_csum', '64bit', 'dir_nlink', 'extra_isize'];
+/** For guests whose e2fsprogs predates metadata_csum (1.43): CentOS 7, Debian 8, Ubuntu 16.04 and older. */
+const LEGACY = ['has_journal', 'extent', 'huge_file', 'flex_bg', 'uninit_bg', '64bit', 'dir_nlink', 'extra_isize'];
+
+function majorVersion(os: OsRelease): number {
+  const v = Number.parseFloat(os.VERSION_ID ?? '');
+  return Number.isFinite(v) ? v : Number.NaN;
+}
+
+export function guestHasOldE2fsprogs(os: OsRelease): boolean {
+  const ids = [os.ID ?? '', ...(os.ID_LIKE ?? '').split(/\s+/)].map((s) => s.toLowerCase());
+  const v = majorVersion(os);
+  if (Number.isNaN(v)) return false;
+  if (os.ID === 'debian') return v < 9;
+  if (os.ID === 'ubuntu') return v < 18.04;
+  if (ids.some((i) => ['rhel', 'centos', 'fedora'].includes(i)) && os.ID !== 'fedora') return v < 8;
+  return false;
+}
+
+export function ext4Features(os: OsRelease): string[] {
+  return guestHasOldE2fsprogs(os) ? LEGACY : MODERN;
+}
+
+/**
+ * A private mke2fs.conf, so the host's defaults (which change between e2fsprogs releases) never decide what
+ * lands in the guest.
+ */
+export function mke2fsConfig(features: readonly string[]): string {
+  return [
+    '[defaults]',
+    '\tbase_features = sparse_super,large_file,filetype,resize_inode,dir_index,ext_attr',
+    '\tdefault_mntopts = acl,user_xattr',
+    '\tenable_periodic_fsck = 0',
+    '\tblocksize = 4096',
+    '\tinode_size = 256',
+    '\tinode_ratio = 8192',
+    '',
+    '[fs_types]',
+    '\text4 = {',
+    `\t\tfeatures = ${features.join(',')}`,
+    '\t}',
+    '',
+  ].join('\n');
+}
+
+/** The least a root filesystem needs for this much content: data, ext4 metadata (~15% with one inode per 8 KiB), and the journal. */
+export function minimumRootBytes(contentBytes: number): number {
+  return roundUpMiB(contentBytes * 1.15 + 64 * MiB);
+}
+
+/** What `--disk-size auto` gives the root: the minimum plus room for the appliance to write logs and state. */
+export function autoRootBytes(contentBytes: number): number {
+  return roundUpMiB(minimumRootBytes(contentBytes) + Math.max(256 * MiB, contentBytes * 0.2));
+}
+
+export function roundUpMiB(bytes: number): number {
+  return Math.ceil(bytes / MiB) * MiB;
+}

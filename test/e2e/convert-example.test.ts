@@ -1,0 +1,127 @@
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bootUntil } from '../../src/adapters/qemu.js';
+import { parseGpt } from '../../src/formats/gpt.js';
+import { EXAMPLE_DIR, OVF_SCHEMA, PROJECT_ROOT, requireDockerEngine } from '../helpers/env.js';
+import { runC2v, strayContainers } from '../helpers/run-cli.js';
+
+const sh = (cmd: string, args: string[], opts: { cwd?: string } = {}) => execFileSync(cmd, args, { encoding: 'utf8', cwd: opts.cwd, maxBuffer: 64 * 1024 * 1024 });
+
+describe('c2v convert of the bundled example', () => {
+  let dir: string;
+  let ova: string;
+  let extracted: string;
+  let vmdk: string;
+  let raw: string;
+  let timings: { stage: string; seconds: number }[] = [];
+
+  beforeAll(async () => {
+    requireDockerEngine();
+    dir = mkdtempSync(path.join(os.tmpdir(), 'c2v-e2e-'));
+    ova = path.join(dir, 'out', 'example.ova');
+    const r = await runC2v(['convert', path.join(EXAMPLE_DIR, 'Dockerfile'), '-o', ova, '--name', 'example', '--json'], { cwd: PROJECT_ROOT });
+    if (r.exitCode !== 0) throw new Error(`c2v convert failed (${r.exitCode}): ${r.stderr}`);
+    const events = r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    timings = events.find((e) => e.event === 'result')?.timings ?? [];
+    process.stderr.write(`stage timings: ${timings.map((t) => `${t.stage}=${t.seconds.toFixed(1)}s`).join(' ')}\n`);
+    extracted = path.join(dir, 'x');
+    sh('mkdir', ['-p', extracted]);
+    sh('tar', ['-xf', ova, '-C', extracted]);
+    vmdk = path.join(extracted, 'example-disk1.vmdk');
+    raw = path.join(dir, 'disk.raw');
+    // Inflating every grain into a raw image is itself a strict check of the VMDK.
+    sh('qemu-img', ['convert', '-f', 'vmdk', '-O', 'raw', vmdk, raw]);
+  }, 1_200_000);
+
+  afterAll(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('reports every stage with its timing', () => {
+    expect(timings.map((t) => t.stage)).toEqual(['acquire', 'bootloader', 'rootfs', 'esp', 'partition', 'zerofree', 'vmdk', 'package']);
+  });
+
+  it('writes an OVA with the OVF first, then the manifest, then the disk, and leaves nothing else', () => {
+    const listing = sh('tar', ['-tf', ova]).trim().split('\n');
+    expect(listing).toEqual(['example.ovf', 'example.mf', 'example-disk1.vmdk']);
+    expect(readdirSync(path.dirname(ova))).toEqual(['example.ova']);
+  });
+
+  it('has a manifest whose SHA256 lines match the files', () => {
+    const mf = readFileSync(path.join(extracted, 'example.mf'), 'utf8');
+    const lines = mf.trim().split('\n');
+    expect(lines).toHaveLength(2);
+    for (const line of lines) {
+      const m = /^SHA256\((.+)\)= ([0-9a-f]{64})$/.exec(line);
+      expect(m, line).not.toBeNull();
+      const actual = createHash('sha256').update(readFileSync(path.join(extracted, m![1]))).digest('hex');
+      expect(actual).toBe(m![2]);
+    }
+  });
+
+  it('has an OVF that validates against the DMTF schema and names the disk by its exact size', () => {
+    const ovfPath = path.join(extracted, 'example.ovf');
+    sh('xmllint', ['--noout', '--nonet', '--schema', OVF_SCHEMA, ovfPath]);
+    const ovf = readFileSync(ovfPath, 'utf8');
+    expect(ovf).toContain(`ovf:size="${statSync(vmdk).size}"`);
+    expect(ovf).toContain('vmw:value="efi"');
+    expect(ovf).toMatch(/vmw:osType="debian1\d_64Guest"/);
+  });
+
+  it('passes qemu-img check and holds a valid GPT with the three partitions', () => {
+    sh('qemu-img', ['check', '-f', 'vmdk', vmdk]);
+    const head = Buffer.alloc(34 * 512);
+    const fd = openSync(raw, 'r');
+    readSync(fd, head, 0, head.length, 0);
+    closeSync(fd);
+    expect(head.readUInt16LE(510)).toBe(0xaa55);
+    const gpt = parseGpt(head.subarray(512));
+    const roles = gpt.partitions.map((p) => p.typeGuid.toUpperCase());
+    expect(roles).toEqual([
+      '21686148-6449-6E6F-744E-656564454649',
+      'C12A7328-F81F-11D2-BA4B-00A0C93EC93B',
+      '4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709',
+    ]);
+  });
+
+  it('has a root filesystem that e2fsck finds clean, with the fixes applied', () => {
+    const parts = JSON.parse(sh('sfdisk', ['--json', raw])).partitiontable.partitions as { start: number; size: number }[];
+    const root = parts[2];
+    const esp = parts[1];
+    const rootImg = path.join(dir, 'root.img');
+    const espImg = path.join(dir, 'esp.img');
+    sh('dd', [`if=${raw}`, `of=${rootImg}`, 'bs=1M', `skip=${root.start / 2048}`, `count=${root.size / 2048}`, 'conv=sparse', 'status=none']);
+    sh('dd', [`if=${raw}`, `of=${espImg}`, 'bs=1M', `skip=${esp.start / 2048}`, `count=${esp.size / 2048}`, 'status=none']);
+    sh('e2fsck', ['-fn', rootImg]);
+    sh('fsck.vfat', ['-n', espImg]);
+    const debugfs = (req: string) => sh('debugfs', ['-R', req, rootImg]);
+    expect(debugfs('stat /.dockerenv')).not.toMatch(/Inode:/);
+    expect(debugfs('cat /etc/fstab')).toMatch(/^UUID=[0-9a-f-]{36} \/ ext4 /m);
+    expect(debugfs('cat /etc/hosts')).toContain('localhost');
+    expect(debugfs('cat /boot/grub/grub.cfg')).toMatch(/linux \/boot\/vmlinuz-\S+ root=UUID=\S+ ro console=tty0 console=ttyS0,115200/);
+    expect(sh('mdir', ['-i', espImg, '::/EFI/BOOT'])).toContain('BOOTX64  EFI');
+  });
+
+  it('boots with SeaBIOS from a pvscsi disk to multi-user with no failed unit', async () => {
+    const boot = await bootUntil({ disk: vmdk, firmware: 'bios', bus: 'pvscsi', nic: 'vmxnet3', marker: /C2V-EXAMPLE-READY/, timeoutMs: 600_000 });
+    await boot.stop();
+    process.stderr.write(`BIOS boot: ${boot.seconds.toFixed(1)} s: ${boot.line}\n`);
+    expect(boot.line).toMatch(/failed=0\b/);
+  }, 660_000);
+
+  it('boots with OVMF (UEFI) from the removable path to multi-user with no failed unit', async () => {
+    // Debian's OVMF has no pvscsi driver, so the EFI boot uses the q35 AHCI controller.
+    const boot = await bootUntil({ disk: vmdk, firmware: 'efi', bus: 'ahci', nic: 'vmxnet3', marker: /C2V-EXAMPLE-READY/, timeoutMs: 600_000 });
+    await boot.stop();
+    process.stderr.write(`EFI boot: ${boot.seconds.toFixed(1)} s: ${boot.line}\n`);
+    expect(boot.line).toMatch(/failed=0\b/);
+  }, 660_000);
+
+  it('left no container behind', async () => {
+    expect(await strayContainers()).toEqual([]);
+  });
+});
