@@ -37,7 +37,6 @@ for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
 process.on('exit', () => drainCleanupsSync());
 
 async function main(): Promise<number> {
-  let failure: unknown;
   const parser = yargs(argvList)
     .scriptName('c2v')
     .usage('$0 <command> [options]')
@@ -51,15 +50,15 @@ async function main(): Promise<number> {
     .version()
     .wrap(Math.min(110, process.stdout.columns ?? 100))
     .fail((msg, err) => {
-      failure = err ?? new C2vError('usage', `${msg}; see c2v --help`);
+      // Throwing is what stops yargs: a fail handler that returns lets the command run anyway.
+      throw err ?? new C2vError('usage', `${msg}; see c2v --help`);
     });
   convertCommand(parser as unknown as import('yargs').Argv<GlobalFlags>);
   try {
     await parser.parseAsync();
   } catch (e) {
-    failure ??= e;
+    return report(e);
   }
-  if (failure) return report(failure);
   return 0;
 }
 

@@ -36,6 +36,7 @@ export function convertCommand(y: Argv<GlobalFlags>) {
       b
         .positional('input', { type: 'string', describe: 'A Dockerfile, a build context directory, or an image reference' })
         .options(FLAGS)
+        .strict()
         .example('$0 convert ./Dockerfile', 'build and convert')
         .example('$0 convert myapp:1.4 -o dist/myapp.ova --cpus 2 --memory 2048', 'convert a local image'),
     async (argv) => {

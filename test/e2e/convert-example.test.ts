@@ -94,8 +94,10 @@ describe('c2v convert of the bundled example', () => {
     const esp = parts[1];
     const rootImg = path.join(dir, 'root.img');
     const espImg = path.join(dir, 'esp.img');
-    sh('dd', [`if=${raw}`, `of=${rootImg}`, 'bs=1M', `skip=${root.start / 2048}`, `count=${root.size / 2048}`, 'conv=sparse', 'status=none']);
-    sh('dd', [`if=${raw}`, `of=${espImg}`, 'bs=1M', `skip=${esp.start / 2048}`, `count=${esp.size / 2048}`, 'status=none']);
+    const cut = (p: { start: number; size: number }, to: string) =>
+      sh('dd', [`if=${raw}`, `of=${to}`, 'bs=1M', 'iflag=skip_bytes,count_bytes', `skip=${p.start * 512}`, `count=${p.size * 512}`, 'conv=sparse', 'status=none']);
+    cut(root, rootImg);
+    cut(esp, espImg);
     sh('e2fsck', ['-fn', rootImg]);
     sh('fsck.vfat', ['-n', espImg]);
     const debugfs = (req: string) => sh('debugfs', ['-R', req, rootImg]);
