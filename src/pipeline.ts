@@ -8,6 +8,7 @@ import type { ImageEngine, ImageInfo, RootfsSource } from './adapters/engine.js'
 import { registerCleanup } from './adapters/cleanup.js';
 import { Workspace } from './adapters/workspace.js';
 import { writeVmdk } from './adapters/raw-grains.js';
+import { requireTarCapableMke2fs } from './adapters/tools.js';
 import { StageRunner, type Reporter, type StageTiming } from './progress.js';
 import { deriveIdentity, fatUuid, seedFrom } from './plan/identity.js';
 import { planLayout, type DiskLayout } from './plan/layout.js';
@@ -55,6 +56,8 @@ export async function convert(opts: ConvertOptions, engine: ImageEngine, reporte
     throw new C2vError('usage', `--output ${output} is a directory: give a file name, like ${path.join(output, defaultOutput(name, opts.format))}`);
   }
 
+  // Host tools are checked before a possibly long build, not after it.
+  await requireTarCapableMke2fs();
   await engine.sweep().catch(() => 0);
   const image = await stages.run(
     'acquire',

@@ -12,9 +12,8 @@ export interface KernelChoice {
 }
 
 const KERNEL_PATTERNS: { kernel: RegExp; initrds: (v: string) => string[] }[] = [
-  // Debian/Ubuntu: vmlinuz-<ver> + initrd.img-<ver>; RHEL: vmlinuz-<ver> + initramfs-<ver>.img
-  { kernel: /^boot\/vmlinuz-(.+)$/, initrds: (v) => [`boot/initrd.img-${v}`, `boot/initramfs-${v}.img`] },
-  // Alpine: vmlinuz-virt + initramfs-virt
+  // Debian/Ubuntu: vmlinuz-<ver> + initrd.img-<ver>; RHEL: initramfs-<ver>.img; Alpine: vmlinuz-virt + initramfs-virt
+  { kernel: /^boot\/vmlinuz-(.+)$/, initrds: (v) => [`boot/initrd.img-${v}`, `boot/initramfs-${v}.img`, `boot/initramfs-${v}`] },
   { kernel: /^boot\/vmlinuz$/, initrds: () => ['boot/initrd.img', 'boot/initramfs', 'boot/initramfs.img'] },
 ];
 

@@ -4,6 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import createDebug from 'debug';
 import { C2vError } from '../errors.js';
 import { run } from '../adapters/exec.js';
+import { requireTarCapableMke2fs } from '../adapters/tools.js';
 import type { RootfsSource } from '../adapters/engine.js';
 import { filterRootfs, parseOsRelease, type RootfsInfo } from '../formats/rootfs-filter.js';
 import { chooseKernel, fstab, grubConfig, type KernelChoice } from '../plan/boot-config.js';
@@ -47,6 +48,7 @@ export interface RootFilesystemResult {
  * capabilities survive without root.
  */
 export async function makeRootFilesystem(req: RootFilesystemRequest): Promise<RootFilesystemResult> {
+  await requireTarCapableMke2fs();
   const features = ext4Features(req.osRelease);
   const conf = path.join(req.workDir, 'mke2fs.conf');
   await writeFile(conf, mke2fsConfig(features));
