@@ -6,7 +6,7 @@ import { C2vError } from '../errors.js';
 import { run } from '../adapters/exec.js';
 import { requireTarCapableMke2fs } from '../adapters/tools.js';
 import type { RootfsSource } from '../adapters/engine.js';
-import { filterRootfs, parseOsRelease, type RootfsInfo } from '../formats/rootfs-filter.js';
+import { filterRootfs, parseOsRelease, type RootfsFile, type RootfsInfo } from '../formats/rootfs-filter.js';
 import { chooseKernel, fstab, grubConfig, type KernelChoice } from '../plan/boot-config.js';
 import { ext4Features, mke2fsConfig, type OsRelease } from '../plan/rootfs.js';
 import { formatSize } from '../config/size.js';
@@ -34,6 +34,8 @@ export interface RootFilesystemRequest {
   title: string;
   workDir: string;
   mtimeClamp?: number;
+  /** Files c2v adds to the guest (service units, keys), appended to the stream. */
+  extraFiles?: RootfsFile[];
 }
 
 export interface RootFilesystemResult {
@@ -59,6 +61,7 @@ export async function makeRootFilesystem(req: RootFilesystemRequest): Promise<Ro
     hostname: req.hostname,
     fstab: fstab({ rootFsUuid: req.fsUuid, espUuid: req.espUuid }),
     ensureDirs: ['boot/efi', 'boot/grub'],
+    extraFiles: req.extraFiles,
     mtimeClamp: req.mtimeClamp,
     finalFiles: (seen) => {
       kernel = chooseKernel(seen.kernels, seen.initrds, seen.symlinks);
