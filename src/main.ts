@@ -4,6 +4,8 @@ import { hideBin } from 'yargs/helpers';
 import { C2vError, isC2vError } from './errors.js';
 import { drainCleanups, drainCleanupsSync } from './adapters/cleanup.js';
 import { convertCommand } from './cli/convert.js';
+import { verifyCommand } from './cli/verify.js';
+import { inspectCommand } from './cli/inspect.js';
 import { JsonReporter } from './cli/reporters.js';
 import type { GlobalFlags } from './cli/global.js';
 
@@ -14,7 +16,12 @@ if (wantsDebug) createDebug.enable(process.env.DEBUG ? `${process.env.DEBUG},c2v
 
 /** The one place that decides what the user sees and which exit code follows. */
 function report(e: unknown): number {
-  const err = isC2vError(e) ? e : new C2vError('internal', `internal error: ${(e as Error)?.message ?? String(e)} (run with --debug for details)`, { cause: e });
+  const code = (e as NodeJS.ErrnoException)?.code;
+  const err = isC2vError(e)
+    ? e
+    : code === 'ENOSPC' || code === 'EDQUOT'
+      ? new C2vError('space', `out of disk space (${(e as Error).message}): free space where the output and --workdir are`, { cause: e })
+      : new C2vError('internal', `internal error: ${(e as Error)?.message ?? String(e)} (run with --debug for details)`, { cause: e });
   if (wantsJson) JsonReporter.emit({ event: 'error', code: err.code, message: err.message });
   process.stderr.write(`c2v: ${err.message}\n`);
   if (wantsDebug) {
@@ -54,6 +61,8 @@ async function main(): Promise<number> {
       throw err ?? new C2vError('usage', `${msg}; see c2v --help`);
     });
   convertCommand(parser as unknown as import('yargs').Argv<GlobalFlags>);
+  verifyCommand(parser as unknown as import('yargs').Argv<GlobalFlags>);
+  inspectCommand(parser as unknown as import('yargs').Argv<GlobalFlags>);
   try {
     await parser.parseAsync();
   } catch (e) {

@@ -1,4 +1,4 @@
-import { rm, stat } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { C2vError } from './errors.js';
@@ -7,10 +7,11 @@ import { formatSize } from './config/size.js';
 import type { ImageEngine, ImageInfo, RootfsSource } from './adapters/engine.js';
 import { registerCleanup } from './adapters/cleanup.js';
 import { Workspace } from './adapters/workspace.js';
-import { writeVmdk } from './adapters/raw-grains.js';
+import { streamVmdk, writeVmdk, type VmdkStreamResult } from './adapters/raw-grains.js';
 import { requireTarCapableMke2fs } from './adapters/tools.js';
 import { StageRunner, type Reporter, type StageTiming } from './progress.js';
-import { deriveIdentity, fatUuid, seedFrom } from './plan/identity.js';
+import { buildEpoch, deriveIdentity, fatUuid, seedFrom } from './plan/identity.js';
+import { requireTools } from './adapters/exec.js';
 import { planLayout, type DiskLayout } from './plan/layout.js';
 import { autoRootBytes, minimumRootBytes } from './plan/rootfs.js';
 import { guestOsFor } from './plan/os-type.js';
@@ -22,7 +23,10 @@ import { createDiskFile, writePartitionTables } from './stages/disk.js';
 import { makeEsp } from './stages/esp.js';
 import { makeRootFilesystem, readOsRelease } from './stages/root-filesystem.js';
 import { zerofreeRoot } from './stages/zerofree.js';
-import { writeOva, writeOvfFolder } from './stages/package-ova.js';
+import { buildAppliance, probeImage } from './stages/appliance.js';
+import { AppliancePlanError, planAppliance, type AppliancePlan, type ImageProbe } from './plan/appliance.js';
+import type { OsRelease } from './plan/rootfs.js';
+import { StreamingOva, writeOvfFolder } from './stages/package-ova.js';
 
 export interface ConvertResult {
   output: string;
@@ -58,6 +62,10 @@ export async function convert(opts: ConvertOptions, engine: ImageEngine, reporte
 
   // Host tools are checked before a possibly long build, not after it.
   await requireTarCapableMke2fs();
+  await requireTools(['grub-mkimage', 'mkfs.vfat', 'zerofree', ...(opts.boot === 'bios' ? [] : ['mmd', 'mcopy'])]);
+  buildEpoch(process.env.SOURCE_DATE_EPOCH, undefined); // a malformed SOURCE_DATE_EPOCH fails here, not after a build
+  const workParent = opts.workdir ? path.resolve(opts.workdir) : path.dirname(output);
+  await Workspace.preflight(workParent, path.dirname(output));
   await engine.sweep().catch(() => 0);
   const image = await stages.run(
     'acquire',
@@ -66,17 +74,45 @@ export async function convert(opts: ConvertOptions, engine: ImageEngine, reporte
     (i) => `${i.ref} (${formatSize(i.sizeBytes)})`,
   );
 
-  const ws = await Workspace.create(opts.workdir ? path.resolve(opts.workdir) : path.dirname(output), opts.keepWorkdir);
+  const ws = await Workspace.create(workParent, opts.keepWorkdir);
   let source: RootfsSource | undefined;
   let unregisterSource: (() => void) | undefined;
   try {
     source = await engine.openRootfs(image.id);
-    const opened = source;
-    unregisterSource = registerCleanup('container', () => opened.release());
+    const first = source;
+    unregisterSource = registerCleanup('container', () => first.release());
     const osRelease = await readOsRelease(source);
 
-    const identity = deriveIdentity(seedFrom([image.id, opts.boot, opts.diskSize, name]));
-    const layout = planDisk(image, opts, identity);
+    // An app image gets what a VM needs (kernel, init, network, its command as a service) in a derived image.
+    const plan = planApplianceFor(image, osRelease, await probeImage(source, osRelease), opts, await readSshKey(opts.sshKey));
+    let vmImage = image;
+    if (plan) {
+      await first.release();
+      unregisterSource();
+      vmImage = await stages.run(
+        'appliance',
+        `Adding ${describePlan(plan)} (${plan.template})`,
+        (update) =>
+          buildAppliance(engine, image, plan, {
+            workDir: ws.dir,
+            tag: `c2v-appliance/${name.toLowerCase()}:latest`,
+            onLog: (line) => {
+              stages.log('appliance', line);
+              update(line.slice(0, 100));
+            },
+          }),
+        (i) => `${i.ref} (${formatSize(i.sizeBytes)})`,
+      );
+      source = await engine.openRootfs(vmImage.id);
+      const second = source;
+      unregisterSource = registerCleanup('container', () => second.release());
+    }
+    const opened = source;
+
+    const identity = deriveIdentity(seedFrom([vmImage.id, opts.boot, opts.diskSize, name]));
+    // Every time written into the disk: SOURCE_DATE_EPOCH, else the image's creation date (reproducible by default).
+    const epoch = buildEpoch(process.env.SOURCE_DATE_EPOCH, vmImage.created);
+    const layout = planDisk(vmImage, opts, identity);
     const root = layout.partitions.find((p) => p.role === 'root')!;
     const esp = layout.partitions.find((p) => p.role === 'esp')!;
     const diskPath = ws.file('disk.raw');
@@ -104,6 +140,8 @@ export async function convert(opts: ConvertOptions, engine: ImageEngine, reporte
           hostname: name.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 63) || 'appliance',
           title: osRelease.PRETTY_NAME ?? name,
           workDir: ws.dir,
+          kernelCmdline: plan?.kernelCmdline,
+          mtimeClamp: epoch,
         }),
       (r) => `${r.info.entries} entries, ${formatSize(r.info.bytes)}, kernel ${r.kernel.kernel}`,
     );
@@ -111,7 +149,7 @@ export async function convert(opts: ConvertOptions, engine: ImageEngine, reporte
     unregisterSource();
 
     await stages.run('esp', 'Writing the EFI system partition', () =>
-      makeEsp({ diskPath, offsetBytes: esp.offsetBytes, sizeBytes: esp.sizeBytes, volumeId: identity.espVolumeId, efiImagePath: grub.efiImagePath }),
+      makeEsp({ diskPath, offsetBytes: esp.offsetBytes, sizeBytes: esp.sizeBytes, volumeId: identity.espVolumeId, efiImagePath: grub.efiImagePath, epoch }),
     );
     await stages.run('partition', 'Writing GPT and boot code', () => writePartitionTables(diskPath, layout, grub));
     await stages.run('zerofree', 'Zeroing free blocks of the root filesystem', () => zerofreeRoot(diskPath, root.offsetBytes));
@@ -122,65 +160,80 @@ export async function convert(opts: ConvertOptions, engine: ImageEngine, reporte
     }
 
     const diskName = `${name}-disk1.vmdk`;
-    const vmdkPath = ws.file(diskName);
-    const vmdk = await stages.run(
-      'vmdk',
-      'Writing the streamOptimized VMDK',
-      () =>
-        writeVmdk(diskPath, vmdkPath, {
-          capacityBytes: layout.diskBytes,
-          fileName: diskName,
-          adapterType: 'lsilogic',
-          virtualHwVersion: opts.hwVersion,
-          compressLevel: opts.compressLevel,
-          cid: identity.vmdkCid,
-        }),
-      (v) => formatSize(v.bytes),
-    );
-    await rm(diskPath, { force: true });
-
-    if (opts.format === 'vmdk') {
-      await ws.publish(vmdkPath, output);
-      return finish(output, layout, rootfs.kernel.kernel, vmdk.bytes);
-    }
-
     const ovfName = `${name}.ovf`;
     const mfName = `${name}.mf`;
-    const ovf = buildOvf({
-      name,
-      disk: { fileName: diskName, fileBytes: vmdk.bytes, capacityBytes: layout.diskBytes, populatedBytes: rootfs.info.bytes },
-      cpus: opts.cpus,
-      memoryMiB: opts.memory,
-      firmware: wantEfi ? 'efi' : 'bios',
-      os: guestOsFor(osRelease, { vmxVersion: opts.hwVersion }),
-      vmxVersion: opts.hwVersion,
-      scsiController: SCSI[opts.scsi],
-      nic: NIC[opts.nic],
-      networkName: opts.network,
-      annotation: annotation(image, opts),
-    });
-    const ovfBytes = Buffer.from(ovf, 'utf8');
-    const mf = Buffer.from(
-      formatManifest([
-        { name: ovfName, sha256: createHash('sha256').update(ovfBytes).digest('hex') },
-        { name: diskName, sha256: vmdk.sha256 },
-      ]),
-      'utf8',
-    );
-    const members = [
-      { name: ovfName, size: ovfBytes.length, source: ovfBytes },
-      { name: mfName, size: mf.length, source: mf },
-      { name: diskName, size: vmdk.bytes, source: vmdkPath },
-    ];
-    if (opts.format === 'ovf') {
+    const vmdkOptions = {
+      capacityBytes: layout.diskBytes,
+      fileName: diskName,
+      adapterType: 'lsilogic' as const,
+      virtualHwVersion: opts.hwVersion,
+      compressLevel: opts.compressLevel,
+      cid: identity.vmdkCid,
+    };
+    const ovfFor = (fileBytes: number): string =>
+      buildOvf({
+        name,
+        disk: { fileName: diskName, fileBytes, capacityBytes: layout.diskBytes, populatedBytes: rootfs.info.bytes },
+        cpus: opts.cpus,
+        memoryMiB: opts.memory,
+        firmware: wantEfi ? 'efi' : 'bios',
+        os: guestOsFor(osRelease, { vmxVersion: opts.hwVersion }),
+        vmxVersion: opts.hwVersion,
+        scsiController: SCSI[opts.scsi],
+        nic: NIC[opts.nic],
+        networkName: opts.network,
+        annotation: annotation(image, opts),
+      });
+    const vmdkSummary = (v: VmdkStreamResult & { bytes: number }): string =>
+      `${formatSize(v.bytes)} from ${formatSize(v.readBytes)} of data read, ${v.grains} grains (${v.engine}, data map: ${v.mapMethod})`;
+
+    if (opts.format === 'vmdk' || opts.format === 'ovf') {
+      // The OVF folder gets its VMDK written in place; nothing is copied afterwards.
       const folder = ws.file('ovf');
+      if (opts.format === 'ovf') await mkdir(folder);
+      const vmdkPath = opts.format === 'ovf' ? path.join(folder, diskName) : ws.file(diskName);
+      const vmdk = await stages.run('vmdk', 'Writing the streamOptimized VMDK', () => writeVmdk(diskPath, vmdkPath, vmdkOptions), vmdkSummary);
+      await rm(diskPath, { force: true });
+      if (opts.format === 'vmdk') {
+        await ws.publish(vmdkPath, output);
+        return finish(output, layout, rootfs.kernel.kernel, vmdk.bytes);
+      }
+      const ovfBytes = Buffer.from(ovfFor(vmdk.bytes), 'utf8');
+      const mf = Buffer.from(
+        formatManifest([
+          { name: ovfName, sha256: createHash('sha256').update(ovfBytes).digest('hex') },
+          { name: diskName, sha256: vmdk.sha256 },
+        ]),
+        'utf8',
+      );
+      const members = [
+        { name: ovfName, size: ovfBytes.length, source: ovfBytes },
+        { name: mfName, size: mf.length, source: mf },
+        { name: diskName, size: vmdk.bytes, source: vmdkPath },
+      ];
       await stages.run('package', 'Writing the OVF folder', () => writeOvfFolder(folder, members));
       await ws.publish(folder, output);
       return finish(output, layout, rootfs.kernel.kernel, vmdk.bytes + ovfBytes.length + mf.length);
     }
+
+    // OVA: the VMDK streams straight into the archive, hashed as it goes; the OVF and .mf, which come first,
+    // are filled into room reserved for them once the VMDK's size and hash are known.
     const ovaPath = ws.file(`${name}.ova`);
-    await stages.run('package', 'Writing the OVA', () => writeOva(ovaPath, members));
-    const ovaBytes = (await stat(ovaPath)).size;
+    const ova = await StreamingOva.create(ovaPath, { ovfName, mfName, diskName, ovf: ovfFor });
+    let ovaBytes: number;
+    try {
+      await stages.run(
+        'vmdk',
+        'Writing the streamOptimized VMDK into the OVA',
+        () => ova.writeDisk((sink) => streamVmdk(diskPath, vmdkOptions, sink)),
+        vmdkSummary,
+      );
+      await rm(diskPath, { force: true });
+      ovaBytes = (await stages.run('package', 'Writing the OVF and manifest into the OVA', () => ova.finish())).bytes;
+    } catch (e) {
+      await ova.abort();
+      throw e;
+    }
     await ws.publish(ovaPath, output);
     return finish(output, layout, rootfs.kernel.kernel, ovaBytes);
   } finally {
@@ -211,4 +264,42 @@ function annotation(image: ImageInfo, opts: ConvertOptions): string {
   const lines = [`Converted by c2v from ${image.ref} (${image.id.slice(0, 19)}).`, `Boot: ${opts.boot}.`];
   if (image.config.exposedPorts.length) lines.push(`Exposed ports: ${image.config.exposedPorts.join(', ')}.`);
   return lines.join('\n');
+}
+
+function planApplianceFor(image: ImageInfo, osRelease: OsRelease, probe: ImageProbe, opts: ConvertOptions, sshKey?: string): AppliancePlan | undefined {
+  try {
+    return planAppliance({
+      source: image.ref,
+      command: image.config,
+      probe,
+      init: opts.init,
+      appService: opts.appService,
+      cmdOverride: opts.cmd,
+      sshAuthorizedKeys: sshKey,
+      rootPasswordHash: opts.rootPasswordHash,
+    });
+  } catch (e) {
+    if (e instanceof AppliancePlanError) throw new C2vError('input', e.message, { cause: e });
+    throw e;
+  }
+}
+
+function describePlan(plan: AppliancePlan): string {
+  const parts = [plan.installKernel && 'a kernel', plan.installInit && plan.init, plan.installNetwork && 'DHCP networking', plan.appArgv && 'the app service', plan.ssh && 'SSH'];
+  return parts.filter(Boolean).join(', ') || 'settings';
+}
+
+async function readSshKey(file: string | undefined): Promise<string | undefined> {
+  if (!file) return undefined;
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    throw new C2vError('input', `--ssh-key ${file} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): name a public key file such as ~/.ssh/id_ed25519.pub`);
+  }
+  const keys = text.split('\n').filter((l) => l.trim() && !l.startsWith('#'));
+  if (keys.length === 0 || !keys.every((k) => /^(ssh-|ecdsa-|sk-)\S+ \S+/.test(k.trim()))) {
+    throw new C2vError('input', `--ssh-key ${file} is not an OpenSSH public key (expected lines like "ssh-ed25519 AAAA... comment"); pass the .pub file, not the private key`);
+  }
+  return keys.join('\n');
 }

@@ -1,4 +1,5 @@
-import { rmSync } from 'node:fs';
+import { readFileSync, readlinkSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import createDebug from 'debug';
 
 const debug = createDebug('c2v:cleanup');
@@ -48,4 +49,35 @@ export function drainCleanupsSync(): void {
 
 export function removeDirSync(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
+}
+
+/**
+ * Where a pid means something: the host name, its boot and the pid namespace (a container has its own). Leftovers
+ * (containers, workspaces) carry it with the pid of the run that made them, so a later run on the same host can
+ * tell a dead run's leftovers from a live parallel run's.
+ */
+export const HOST_ID = hostIdentity();
+
+function hostIdentity(): string {
+  const read = (f: () => string): string => {
+    try {
+      return f().trim();
+    } catch {
+      return '';
+    }
+  };
+  const boot = read(() => readFileSync('/proc/sys/kernel/random/boot_id', 'utf8')).slice(0, 8);
+  const pidns = read(() => readlinkSync('/proc/self/ns/pid')).replace(/^pid:\[(\d+)\]$/, '$1');
+  return [os.hostname(), boot, pidns].filter(Boolean).join('/');
+}
+
+/** Whether a process of this pid namespace runs; EPERM means it does, as someone else. */
+export function isProcessAlive(pid: number): boolean {
+  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }

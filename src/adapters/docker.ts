@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import createDebug from 'debug';
 import Docker from 'dockerode';
 import { C2vError } from '../errors.js';
+import { HOST_ID, isProcessAlive } from './cleanup.js';
 import { SESSION_LABEL, type BuildRequest, type ImageEngine, type ImageInfo, type RootfsSource } from './engine.js';
 
 const debug = createDebug('c2v:engine');
@@ -13,16 +14,36 @@ const debug = createDebug('c2v:engine');
 /** A run's id, put on everything it creates in the engine so a later run can tell leftovers apart. */
 export const SESSION_ID = `${process.pid}-${randomUUID().slice(0, 8)}`;
 
+/** Where SESSION_ID's pid means something (see HOST_ID); containers of other hosts are judged by age alone. */
+export const HOST_LABEL = 'c2v.host';
+export { HOST_ID };
+
+/** Leftovers of runs on other hosts (whose pids cannot be checked from here) are swept once they are this old. */
+const FOREIGN_LEFTOVER_SECONDS = 24 * 3600;
+
 type ProgressEvent = { stream?: string; status?: string; progress?: string; error?: string; errorDetail?: { message?: string }; aux?: { ID?: string } };
 
 function engineUnavailable(e: unknown): C2vError {
-  const where = process.env.DOCKER_HOST ?? '/var/run/docker.sock';
-  return new C2vError('engine', `no Docker engine answers at ${where}: start one (e.g. sudo scripts/start-dockerd, or systemctl start docker) or set DOCKER_HOST`, { cause: e });
+  const where = process.env.DOCKER_HOST || 'unix:///var/run/docker.sock';
+  const code = (e as { code?: string }).code;
+  if (code === 'EACCES') {
+    return new C2vError('engine', `no permission to talk to the Docker engine at ${where}: run as a member of the docker group, or as root`, { cause: e });
+  }
+  if (code === 'ECONNRESET' || code === 'EPIPE') {
+    return new C2vError('engine', `the Docker engine at ${where} dropped the connection (${code}): check that it is still running (docker info) and retry`, { cause: e });
+  }
+  return new C2vError(
+    'engine',
+    `no Docker engine answers at ${where} (${code ?? 'no answer'}): start one (sudo systemctl start docker, or sudo dockerd &; in this repository sudo bash scripts/start-dockerd) or point DOCKER_HOST at a running engine`,
+    { cause: e },
+  );
 }
+
+const CONNECTION_ERRORS = new Set(['ENOENT', 'ECONNREFUSED', 'EACCES', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ENOTSOCK']);
 
 function isConnectionError(e: unknown): boolean {
   const code = (e as { code?: string }).code;
-  return code === 'ENOENT' || code === 'ECONNREFUSED' || code === 'EACCES' || code === 'ECONNRESET' || code === 'EPIPE';
+  return code !== undefined && CONNECTION_ERRORS.has(code);
 }
 
 export class DockerEngine implements ImageEngine {
@@ -87,7 +108,7 @@ export class DockerEngine implements ImageEngine {
     try {
       stream = await this.docker.buildImage(
         { context: req.contextDir, src },
-        { t: req.tag, dockerfile: req.dockerfile, rm: true, forcerm: true, labels: {} },
+        { t: req.tag, dockerfile: req.dockerfile, rm: true, forcerm: true, labels: req.labels ?? {}, buildargs: req.buildArgs ?? {} },
       );
     } catch (e) {
       if (isConnectionError(e)) throw engineUnavailable(e);
@@ -123,7 +144,7 @@ export class DockerEngine implements ImageEngine {
         Image: imageId,
         Cmd: ['/c2v-never-started'],
         Entrypoint: [],
-        Labels: { [SESSION_LABEL]: SESSION_ID },
+        Labels: { [SESSION_LABEL]: SESSION_ID, [HOST_LABEL]: HOST_ID },
         NetworkDisabled: true,
       });
     } catch (e) {
@@ -166,18 +187,44 @@ export class DockerEngine implements ImageEngine {
         throw new C2vError('engine', `exporting the container filesystem failed: ${firstLine((e as Error).message)}`, { cause: e });
       }
     };
-    return { readFile, export: exportStream, release };
+    const listDir = async (dir: string): Promise<string[]> => {
+      let archive: NodeJS.ReadableStream;
+      try {
+        archive = await container.getArchive({ path: dir });
+      } catch (e) {
+        if ((e as { statusCode?: number }).statusCode === 404) return [];
+        if (isConnectionError(e)) throw engineUnavailable(e);
+        throw new C2vError('engine', `listing ${dir} in the image failed: ${firstLine((e as Error).message)}`, { cause: e });
+      }
+      return tarChildNames(archive as Readable);
+    };
+    return { readFile, listDir, export: exportStream, release };
   }
 
+  /**
+   * Removes the containers killed runs left (labelled with their session). A session whose process still runs
+   * is a parallel conversion and is left alone; so is a recent one from another host or pid namespace sharing
+   * this engine, whose pid cannot be checked from here. Never throws: sweeping is a courtesy.
+   */
   async sweep(): Promise<number> {
-    const leftovers = await this.docker.listContainers({ all: true, filters: { label: [SESSION_LABEL] } });
+    let leftovers: Docker.ContainerInfo[];
+    try {
+      leftovers = await this.docker.listContainers({ all: true, filters: { label: [SESSION_LABEL] } });
+    } catch (e) {
+      debug('sweep: listing containers failed: %s', (e as Error).message);
+      return 0;
+    }
     let removed = 0;
+    const now = Date.now() / 1000;
     for (const c of leftovers) {
-      const owner = c.Labels[SESSION_LABEL] ?? '';
-      const pid = Number(owner.split('-')[0]);
-      // A session whose process still runs is a parallel conversion, not a leftover.
-      if (owner === SESSION_ID || (pid > 0 && isAlive(pid))) continue;
-      await this.docker.getContainer(c.Id).remove({ force: true }).then(() => removed++, () => undefined);
+      if (!isLeftover(c.Labels ?? {}, c.Created, now)) continue;
+      await this.docker.getContainer(c.Id).remove({ force: true, v: true }).then(
+        () => {
+          removed++;
+          debug('swept container %s of session %s', c.Id.slice(0, 12), c.Labels[SESSION_LABEL]);
+        },
+        (e: Error) => debug('sweep: could not remove %s: %s', c.Id.slice(0, 12), e.message),
+      );
     }
     if (removed) debug('swept %d leftover container(s)', removed);
     return removed;
@@ -222,13 +269,14 @@ function firstLine(s: string): string {
   return s.trim().split('\n')[0];
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
+/** Whether a labelled container is what a run that no longer exists left behind. */
+export function isLeftover(labels: Record<string, string>, createdSeconds: number, nowSeconds: number, self = { session: SESSION_ID, host: HOST_ID }): boolean {
+  const owner = labels[SESSION_LABEL] ?? '';
+  if (owner === self.session) return false;
+  const host = labels[HOST_LABEL];
+  if (host !== undefined && host !== self.host) return nowSeconds - createdSeconds > FOREIGN_LEFTOVER_SECONDS;
+  const pid = Number(owner.split('-')[0]);
+  return !isProcessAlive(pid);
 }
 
 /** The first entry of a small tar (the engine's archive of one path), with its data when it is a file. */
@@ -249,4 +297,17 @@ async function firstTarEntry(stream: Readable): Promise<{ type: string; linkname
     stream.resume();
   }
   return undefined;
+}
+
+/** The names one level below the archived directory; file data is drained, never kept. */
+async function tarChildNames(stream: Readable): Promise<string[]> {
+  const extract = tar.extract();
+  stream.pipe(extract);
+  const names: string[] = [];
+  for await (const entry of extract) {
+    const parts = entry.header.name.replace(/\/+$/, '').split('/');
+    if (parts.length === 2 && parts[1]) names.push(parts[1]);
+    entry.resume();
+  }
+  return names;
 }

@@ -26,6 +26,8 @@ export interface BuildRequest {
   /** Path of the Dockerfile relative to contextDir. */
   dockerfile: string;
   tag: string;
+  buildArgs?: Record<string, string>;
+  labels?: Record<string, string>;
   onLog?: (line: string) => void;
 }
 
@@ -33,6 +35,8 @@ export interface BuildRequest {
 export interface RootfsSource {
   /** One regular file's content, following a symlink at `path` once; undefined when absent. */
   readFile(path: string): Promise<Buffer | undefined>;
+  /** Names of the entries directly inside a directory (empty when it is absent). */
+  listDir(path: string): Promise<string[]>;
   /** The whole filesystem as a tar stream. */
   export(): Promise<Readable>;
   /** Removes the temporary container; safe to call more than once, and after a failure. */

@@ -1,3 +1,6 @@
+import { constants as fsConstants } from 'node:fs';
+import { access } from 'node:fs/promises';
+import path from 'node:path';
 import createDebug from 'debug';
 import { execa, type Options, type ResultPromise } from 'execa';
 import { C2vError } from '../errors.js';
@@ -50,8 +53,39 @@ export function toolError(file: string, e: unknown): C2vError {
     return new C2vError('interrupted', `${file} was interrupted`, { cause: e });
   }
   const stderr = typeof err.stderr === 'string' ? tail(err.stderr) : '';
+  if (/No space left on device|Disk quota exceeded/i.test(stderr)) {
+    return new C2vError('space', `${file} ran out of disk space in the workspace: free space there, or point --workdir at a larger filesystem`, { cause: e, detail: stderr });
+  }
   return new C2vError('tool', `${file} failed (exit ${err.exitCode ?? '?'})${stderr ? `: ${stderr.split('\n').pop()}` : ''}`, {
     cause: e,
     detail: stderr,
   });
+}
+
+/** Where `file` would be found on PATH, or undefined. */
+export async function findOnPath(file: string, pathVar = process.env.PATH ?? ''): Promise<string | undefined> {
+  for (const dir of pathVar.split(path.delimiter)) {
+    if (!dir) continue;
+    const candidate = path.join(dir, file);
+    try {
+      await access(candidate, fsConstants.X_OK);
+      return candidate;
+    } catch {
+      /* not here */
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Fails before any long step (a build, an export) when a host tool is missing, naming every missing one and the
+ * Debian packages that provide them, so one apt-get fixes it.
+ */
+export async function requireTools(files: readonly string[]): Promise<void> {
+  const missing: string[] = [];
+  for (const f of files) if (!(await findOnPath(f))) missing.push(f);
+  if (missing.length === 0) return;
+  const packages = [...new Set(missing.map((f) => (TOOL_PACKAGES[f] ?? f).split(' ')[0]))];
+  const named = missing.map((f) => (TOOL_PACKAGES[f] ? `${f} (Debian package ${TOOL_PACKAGES[f]})` : f)).join(', ');
+  throw new C2vError('tool', `missing host tool${missing.length > 1 ? 's' : ''}: ${named}; install with apt-get install ${packages.join(' ')} (or run scripts/install-host-deps)`);
 }

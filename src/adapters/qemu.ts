@@ -115,6 +115,11 @@ export async function bootUntil(req: BootRequest): Promise<BootResult> {
             resolve(l);
           }
         }
+        // A prompt ("login: ") ends without a newline; match the partial line too.
+        if (pending && req.marker.test(pending)) {
+          clearTimeout(timer);
+          resolve(pending);
+        }
       });
       let stderr = '';
       child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));

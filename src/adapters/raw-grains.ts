@@ -1,16 +1,45 @@
-import { createHash } from 'node:crypto';
 import { open, rm, stat, type FileHandle } from 'node:fs/promises';
 import createDebug from 'debug';
 import { C2vError } from '../errors.js';
-import { encodeStreamOptimized, GRAIN_BYTES, isZero, type Grain, type VmdkOptions } from '../formats/vmdk.js';
+import { GRAIN_BYTES, isZero, StreamOptimizedEncoder, type Grain, type VmdkOptions } from '../formats/vmdk.js';
+import { dataMap, type ByteRange, type DataMap } from './data-map.js';
+import { createGrainCompressor, type CompressedChunk, type DeflateEngine } from './deflate-pool.js';
+import { StagedWriter } from './staged-writer.js';
 
 const debug = createDebug('c2v:disk');
 
-const READ_CHUNK_BYTES = 4 * 1024 * 1024;
-const WRITE_CHUNK_BYTES = 4 * 1024 * 1024;
+/** Grains per read and per task handed to a deflate worker: 1 MiB. */
+const CHUNK_GRAINS = 16;
 
-/** Fills buf from position; returns how many bytes the file had there (short only at end of file). */
-async function readFully(fh: FileHandle, buf: Buffer, length: number, position: number): Promise<number> {
+/** A run of consecutive grains: [first, first + count). */
+export interface GrainRun {
+  first: number;
+  count: number;
+}
+
+/** The grains that hold any byte of the ranges, as merged runs, in ascending order. */
+export function grainRuns(ranges: readonly ByteRange[], grainBytes: number = GRAIN_BYTES): GrainRun[] {
+  const runs: GrainRun[] = [];
+  for (const r of ranges) {
+    if (r.end <= r.start) continue;
+    const first = Math.floor(r.start / grainBytes);
+    const end = Math.ceil(r.end / grainBytes);
+    const last = runs[runs.length - 1];
+    if (last && first <= last.first + last.count) last.count = Math.max(last.count, end - last.first);
+    else runs.push({ first, count: end - first });
+  }
+  return runs;
+}
+
+/** Runs cut into pieces of at most `max` grains. */
+function* chunksOf(runs: readonly GrainRun[], max: number): Generator<GrainRun> {
+  for (const run of runs) {
+    for (let i = 0; i < run.count; i += max) yield { first: run.first + i, count: Math.min(max, run.count - i) };
+  }
+}
+
+/** Fills buf[0, length) from position; returns how many bytes the file had there (short only at end of file). */
+async function readFully(fh: FileHandle, buf: Uint8Array, length: number, position: number): Promise<number> {
   let done = 0;
   while (done < length) {
     const { bytesRead } = await fh.read(buf, done, length - done, position + done);
@@ -21,10 +50,8 @@ async function readFully(fh: FileHandle, buf: Buffer, length: number, position: 
 }
 
 /**
- * The non-zero grains of a raw disk image (or of a byte window of one), in index order. Reads go through two
- * reusable chunk buffers, the next chunk being read while the current one is scanned; only non-zero grains are
- * copied out, so a mostly empty sparse disk costs little memory. Bytes past the end of the file read as zeros,
- * like a hole.
+ * The non-zero grains of a raw disk image (or of a byte window of one), in index order. Only the parts of the
+ * file that hold data (per the data map) are read; holes and bytes past the end of the file count as zeros.
  */
 export async function* readGrains(
   path: string,
@@ -36,96 +63,118 @@ export async function* readGrains(
   if (!Number.isSafeInteger(offsetBytes) || offsetBytes < 0) throw new RangeError(`offsetBytes must be >= 0 (got ${offsetBytes})`);
   const fh = await open(path, 'r');
   try {
-    const length = lengthBytes ?? Math.max(0, (await fh.stat()).size - offsetBytes);
+    const size = (await fh.stat()).size;
+    const length = lengthBytes ?? Math.max(0, size - offsetBytes);
     if (!Number.isSafeInteger(length) || length < 0) throw new RangeError(`lengthBytes must be >= 0 (got ${length})`);
-    const chunkBytes = Math.max(1, Math.floor(READ_CHUNK_BYTES / grainBytes)) * grainBytes;
-    const buffers = [Buffer.allocUnsafe(chunkBytes), Buffer.allocUnsafe(chunkBytes)];
-
-    const readChunk = async (slot: number, start: number): Promise<number> => {
-      const want = Math.min(chunkBytes, length - start);
-      const got = await readFully(fh, buffers[slot], want, offsetBytes + start);
-      buffers[slot].fill(0, got, want);
-      return want;
-    };
-
-    let slot = 0;
-    let start = 0;
-    let pending: Promise<number> | undefined = length > 0 ? readChunk(slot, 0) : undefined;
-    while (pending) {
-      const filled = await pending;
-      const buf = buffers[slot];
-      const next = start + filled;
-      pending = next < length ? readChunk(1 - slot, next) : undefined;
-      // If the consumer stops early, the read-ahead must not reject unobserved after the file is closed.
-      pending?.catch(() => undefined);
-      const firstIndex = start / grainBytes;
-      for (let off = 0; off < filled; off += grainBytes) {
-        const grain = buf.subarray(off, Math.min(filled, off + grainBytes));
-        if (!isZero(grain)) yield { index: firstIndex + off / grainBytes, data: Buffer.from(grain) };
+    const map = await dataMap(path, size);
+    const window = map.ranges
+      .map((r) => ({ start: Math.max(r.start, offsetBytes) - offsetBytes, end: Math.min(r.end, offsetBytes + length) - offsetBytes }))
+      .filter((r) => r.end > r.start);
+    for (const chunk of chunksOf(grainRuns(window, grainBytes), Math.max(1, Math.floor((4 << 20) / grainBytes)))) {
+      const start = chunk.first * grainBytes;
+      const want = Math.min(chunk.count * grainBytes, length - start);
+      const buf = Buffer.alloc(want);
+      await readFully(fh, buf, Math.max(0, Math.min(want, size - offsetBytes - start)), offsetBytes + start);
+      for (let off = 0, i = 0; off < want; off += grainBytes, i++) {
+        const grain = buf.subarray(off, Math.min(want, off + grainBytes));
+        if (!isZero(grain)) yield { index: chunk.first + i, data: Buffer.from(grain) };
       }
-      slot = 1 - slot;
-      start = next;
     }
   } finally {
     await fh.close();
   }
 }
 
-/**
- * Stages output writes in one reusable buffer so the many small pieces of the stream (markers, 512-byte padded
- * grains) become few large writes.
- */
-class StagedWriter {
-  private readonly stage = Buffer.allocUnsafe(WRITE_CHUNK_BYTES);
-  private used = 0;
-  private position = 0;
+export interface VmdkWriteOptions extends VmdkOptions {
+  /** Deflate engine; default libdeflate in worker threads (see adapters/deflate-pool.ts). */
+  engine?: DeflateEngine;
+  /** Deflate worker threads; default one per core. */
+  threads?: number;
+  /** Read only the data regions of the raw file (default), or every byte of it (false: for comparison). */
+  mapData?: boolean;
+}
 
-  constructor(private readonly fh: FileHandle) {}
-
-  async write(chunk: Buffer): Promise<void> {
-    let off = 0;
-    while (off < chunk.length) {
-      const n = chunk.copy(this.stage, this.used, off);
-      this.used += n;
-      off += n;
-      if (this.used === this.stage.length) await this.flush();
-    }
-  }
-
-  async flush(): Promise<void> {
-    let done = 0;
-    while (done < this.used) {
-      const { bytesWritten } = await this.fh.write(this.stage, done, this.used - done, this.position + done);
-      done += bytesWritten;
-    }
-    this.position += this.used;
-    this.used = 0;
-  }
+export interface VmdkStreamResult {
+  /** Grains stored (non-zero). */
+  grains: number;
+  /** Bytes of the raw file read: its data regions, rounded out to grains. */
+  readBytes: number;
+  /** How the data regions were found. */
+  mapMethod: DataMap['method'];
+  engine: DeflateEngine;
 }
 
 /**
- * Writes the raw disk at rawPath as a streamOptimized VMDK at outPath, hashing the bytes as they are written so
- * the manifest never has to read the output again. A raw file shorter than the capacity reads as zeros past its
- * end; a longer one is refused, since its tail would be silently lost. A failed write leaves no partial file.
+ * Encodes the raw disk at rawPath as a streamOptimized VMDK, handing the file's bytes to `sink` front to back.
+ * Only the data regions of the raw file are read, in 1 MiB chunks that deflate workers compress (skipping zero
+ * grains) while the next chunks are read; results are emitted in grain order, so the bytes never depend on
+ * timing or thread count. A raw file shorter than the capacity reads as zeros past its end; a longer one is
+ * refused, since its tail would be silently lost.
  */
-export async function writeVmdk(rawPath: string, outPath: string, opts: VmdkOptions): Promise<{ bytes: number; sha256: string }> {
+export async function streamVmdk(rawPath: string, opts: VmdkWriteOptions, sink: (chunk: Buffer) => Promise<void>): Promise<VmdkStreamResult> {
+  const enc = new StreamOptimizedEncoder(opts);
   const rawSize = (await stat(rawPath)).size;
   if (rawSize > opts.capacityBytes) {
     throw new C2vError('input', `raw disk ${rawPath} (${rawSize} bytes) is larger than the VMDK capacity (${opts.capacityBytes} bytes)`);
   }
+  const map: DataMap = opts.mapData === false ? { ranges: rawSize > 0 ? [{ start: 0, end: rawSize }] : [], method: 'none' } : await dataMap(rawPath, rawSize);
+  const runs = grainRuns(map.ranges);
+  const readBytes = runs.reduce((n, r) => n + r.count, 0) * GRAIN_BYTES;
+  debug('vmdk <- %s: %d data ranges (%s), %d bytes to read of %d', rawPath, map.ranges.length, map.method, readBytes, rawSize);
+
+  const compressor = await createGrainCompressor({
+    level: enc.options.compressLevel,
+    maxChunkGrains: CHUNK_GRAINS,
+    engine: opts.engine,
+    threads: opts.threads,
+  });
+  const fh = await open(rawPath, 'r');
+  const queue: { first: number; done: Promise<CompressedChunk> }[] = [];
+  try {
+    for (const b of enc.start()) await sink(b);
+    const emit = async (item: (typeof queue)[number]): Promise<void> => {
+      const chunk = await item.done;
+      for (const g of chunk.grains) for (const b of enc.grain(item.first + g.offset, g.data)) await sink(b);
+      // The sink has copied the bytes by now: the buffers can carry another chunk.
+      compressor.release(chunk);
+    };
+    for (const chunk of chunksOf(runs, CHUNK_GRAINS)) {
+      const buf = compressor.chunkBuffer(chunk.count);
+      const position = chunk.first * GRAIN_BYTES;
+      const got = await readFully(fh, buf, Math.min(buf.length, rawSize - position), position);
+      // A reused buffer holds an older chunk: bytes past the end of the file must read as zeros.
+      buf.fill(0, got);
+      const done = compressor.compress(buf);
+      // Awaited in order below; until then a rejection must not count as unhandled.
+      done.catch(() => undefined);
+      queue.push({ first: chunk.first, done });
+      while (queue.length >= compressor.parallelism) await emit(queue.shift()!);
+    }
+    while (queue.length > 0) await emit(queue.shift()!);
+    for (const b of enc.finish()) await sink(b);
+  } finally {
+    await compressor.close();
+    await fh.close();
+  }
+  return { grains: enc.grains, readBytes, mapMethod: map.method, engine: compressor.engine };
+}
+
+/**
+ * Writes the raw disk at rawPath as a streamOptimized VMDK at outPath, hashing the bytes as they are written so
+ * the manifest never has to read the output again. A failed write leaves no partial file.
+ */
+export async function writeVmdk(rawPath: string, outPath: string, opts: VmdkWriteOptions): Promise<{ bytes: number; sha256: string } & VmdkStreamResult> {
+  // Option errors (and an oversized raw file) surface before the output file exists.
+  new StreamOptimizedEncoder(opts);
   debug('vmdk %s <- %s (%d bytes)', outPath, rawPath, opts.capacityBytes);
-  const hash = createHash('sha256');
-  let bytes = 0;
   const fh = await open(outPath, 'w');
   try {
-    const writer = new StagedWriter(fh);
-    for await (const chunk of encodeStreamOptimized(readGrains(rawPath, 0, rawSize), opts)) {
-      hash.update(chunk);
-      bytes += chunk.length;
-      await writer.write(chunk);
-    }
-    await writer.flush();
+    const writer = new StagedWriter(fh, 0, { sha256: true });
+    const result = await streamVmdk(rawPath, opts, (chunk) => writer.write(chunk));
+    const sha256 = (await writer.finish())!;
     await fh.close();
+    debug('vmdk %s: %d bytes, sha256 %s', outPath, writer.bytes, sha256);
+    return { bytes: writer.bytes, sha256, ...result };
   } catch (e) {
     await fh.close().catch(() => undefined);
     await rm(outPath, { force: true });
@@ -134,7 +183,4 @@ export async function writeVmdk(rawPath: string, outPath: string, opts: VmdkOpti
     }
     throw e;
   }
-  const sha256 = hash.digest('hex');
-  debug('vmdk %s: %d bytes, sha256 %s', outPath, bytes, sha256);
-  return { bytes, sha256 };
 }

@@ -42,6 +42,25 @@ export const convertSchema = z
     hwVersion: z.coerce.number({ message: '--hw-version must be a number' }).int().min(10, '--hw-version must be 10 or newer (vmx-10 = ESXi 5.5)').max(21, '--hw-version must be 21 or older').default(14),
     compressLevel: z.coerce.number({ message: '--compress-level must be a number' }).int().min(1, '--compress-level must be 1-9').max(9, '--compress-level must be 1-9').default(6),
     pull: z.boolean().default(true),
+    init: z.enum(['auto', 'systemd', 'openrc'], { message: '--init must be one of: auto, systemd, openrc' }).default('auto'),
+    appService: z.boolean().default(true),
+    cmd: z
+      .string()
+      .min(1, '--cmd must not be empty')
+      .transform((v, ctx) => {
+        const argv = parseCommand(v);
+        if (!argv) {
+          ctx.addIssue({ code: 'custom', message: '--cmd must be a JSON array of strings (["app","--port","80"]) or words separated by spaces' });
+          return z.NEVER;
+        }
+        return argv;
+      })
+      .optional(),
+    sshKey: z.string().min(1, '--ssh-key must name a public key file').optional(),
+    rootPasswordHash: z
+      .string()
+      .regex(/^\$[0-9a-z]+\$[^\s:]+$/, '--root-password-hash must be a crypt(3) hash such as the output of `openssl passwd -6`')
+      .optional(),
     workdir: z.string().optional(),
     keepWorkdir: z.boolean().default(false),
   })
@@ -59,4 +78,19 @@ export function formatIssues(error: z.ZodError): string {
       return i.message.includes(`--`) || !key ? i.message : `${key}: ${i.message}`;
     })
     .join('; ');
+}
+
+/** A JSON array of strings, or plain words separated by spaces (no shell quoting: use JSON for that). */
+export function parseCommand(text: string): string[] | undefined {
+  const t = text.trim();
+  if (t.startsWith('[')) {
+    try {
+      const v: unknown = JSON.parse(t);
+      return Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'string') ? (v as string[]) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+  const words = t.split(/\s+/).filter(Boolean);
+  return words.length ? words : undefined;
 }

@@ -261,17 +261,18 @@ function kindOf(typeflag: string, name: string): Kind {
   }
 }
 
-/** The path an entry lands on, without leading './' or '/' and without a trailing '/'. */
+/**
+ * The path an entry lands on, relative to the root: no leading '/', no '.' or empty components, no trailing '/',
+ * and '..' resolved lexically and clamped at the root (as tar and docker do), so that no name can point above it.
+ */
 function normalise(name: string): string {
-  let n = name;
-  for (;;) {
-    if (n.startsWith('/')) n = n.slice(1);
-    else if (n.startsWith('./')) n = n.slice(2);
-    else break;
+  const out: string[] = [];
+  for (const part of name.split('/')) {
+    if (part === '' || part === '.') continue;
+    if (part === '..') out.pop();
+    else out.push(part);
   }
-  if (n === '.') n = '';
-  while (n.endsWith('/')) n = n.slice(0, -1);
-  return n;
+  return out.join('/');
 }
 
 function outputName(original: string, key: string, kind: Kind): string {
@@ -404,7 +405,8 @@ class RootfsFilter extends Transform {
   private globals: Buffer[] = [];
   private body: { data: number; rest: number; forward: boolean; captureAs?: string; captured: Buffer[]; capturedLen: number } | null = null;
 
-  private readonly seen = new Set<string>();
+  /** Every path the output holds so far, with its kind. */
+  private readonly seen = new Map<string, Kind>();
   private readonly dirs = new Set<string>();
   private readonly dropped = new Set<string>();
   private readonly captured = new Map<string, Buffer | null>();
@@ -583,6 +585,7 @@ class RootfsFilter extends Transform {
       if (kind === 'dir') throw new C2vError('input', `cannot add the file /${toText(key)}: the image has a directory there`);
       return this.discard(key, 'replaced by an extra file');
     }
+    this.checkTree(e, key, kind, target);
 
     if (kind !== 'dir') {
       if (key === 'etc/fstab') return this.replace(e, key, Buffer.from(this.fixes.fstab), 0o644);
@@ -597,6 +600,41 @@ class RootfsFilter extends Transform {
       }
     }
     return this.pass(e, key, kind, {});
+  }
+
+  /**
+   * A stream that is not a plain tree (what a file system export always is) is refused with the entry named,
+   * rather than left to mke2fs, which would fail with a vaguer message or quietly pick one reading: an entry
+   * under a symlink or a file, the same path twice (directories excepted), a hard link to nothing before it,
+   * names ext4 cannot hold.
+   */
+  private checkTree(e: InputEntry, key: string, kind: Kind, target: string): void {
+    const shown = `/${toText(key)}`;
+    const refuse = (why: string): never => {
+      throw new C2vError('input', `the image's file system is not a plain tree: ${why}; rebuild the image (docker export never writes such entries)`);
+    };
+    if (key === '') {
+      if (kind !== 'dir') refuse(`the entry "${toText(e.name)}" names the root directory but is a ${kind}`);
+      return;
+    }
+    for (const part of key.split('/')) {
+      if (part.length > 255) refuse(`a name in ${shown.slice(0, 80)}... is ${part.length} bytes long (ext4 allows 255)`);
+    }
+    if (e.linkname.length > 4095 && kind === 'symlink') refuse(`the symlink ${shown} has a ${e.linkname.length}-byte target (the limit is 4095)`);
+    let slash = key.indexOf('/');
+    while (slash !== -1) {
+      const parent = key.slice(0, slash);
+      const parentKind = this.seen.get(parent);
+      if (parentKind !== undefined && parentKind !== 'dir') refuse(`${shown} lies under /${toText(parent)}, which is a ${parentKind}`);
+      slash = key.indexOf('/', slash + 1);
+    }
+    const before = this.seen.get(key);
+    if (before !== undefined && !(before === 'dir' && kind === 'dir')) refuse(`${shown} appears twice (as a ${before}, then as a ${kind})`);
+    if (kind === 'hardlink') {
+      const targetKind = this.seen.get(target);
+      if (targetKind === undefined) refuse(`the hard link ${shown} points to /${toText(target)}, which is not before it in the image`);
+      if (targetKind === 'dir') refuse(`the hard link ${shown} points to the directory /${toText(target)}`);
+    }
   }
 
   private discard(key: string, why: string): Plan {
@@ -672,7 +710,7 @@ class RootfsFilter extends Transform {
 
   private record(key: string, kind: Kind, size: number, linkname: string): void {
     this.info.entries++;
-    this.seen.add(key);
+    this.seen.set(key, kind);
     if (kind === 'dir') this.dirs.add(key);
     if (kind === 'file') this.info.bytes += size;
     if (kind === 'file' || kind === 'hardlink') {

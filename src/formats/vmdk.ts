@@ -254,16 +254,138 @@ export function encodeMarker(type: MarkerType, numSectors: number | bigint): Buf
 }
 
 /** One compressed grain as stored: lba (sectors) and compressed size, the zlib stream, zero padding to a sector. */
-export function encodeGrainBlock(index: number, compressed: Buffer): Buffer {
+export function encodeGrainBlock(index: number, compressed: Uint8Array): Buffer {
   const total = Math.ceil((GRAIN_PREFIX_BYTES + compressed.length) / SECTOR) * SECTOR;
   const block = Buffer.alloc(total);
   block.writeBigUInt64LE(BigInt(index) * BigInt(GRAIN_SECTORS), 0);
   block.writeUInt32LE(compressed.length, 8);
-  compressed.copy(block, GRAIN_PREFIX_BYTES);
+  block.set(compressed, GRAIN_PREFIX_BYTES);
   return block;
 }
 
 const deflateAsync = promisify(deflate);
+
+/**
+ * The stream layout as a state machine, with no compression and no I/O of its own: start() gives the leading
+ * sectors, grain() takes one already compressed grain (ascending index, never an all-zero grain) and returns what
+ * goes into the file for it (a closed grain table first when the grain opens a new 512-grain group), finish()
+ * gives the grain directory, footer and end-of-stream marker. Callers that compress grains elsewhere (a worker
+ * pool) drive it directly; encodeStreamOptimized is the simple front end.
+ */
+export class StreamOptimizedEncoder {
+  private readonly o: ResolvedOptions;
+  private readonly grainCount: number;
+  private readonly gdSectors: number;
+  private readonly gd: Buffer;
+  private readonly gt = Buffer.alloc(GT_SECTORS * SECTOR);
+  private sector = OVERHEAD_SECTORS;
+  private openGroup = -1;
+  private previous = -1;
+  private state: 'new' | 'grains' | 'done' = 'new';
+  /** Grains stored so far. */
+  grains = 0;
+
+  constructor(private readonly opts: VmdkOptions) {
+    this.o = resolveOptions(opts);
+    this.grainCount = Math.ceil(this.o.capacitySectors / GRAIN_SECTORS);
+    this.gdSectors = Math.ceil((Math.ceil(this.grainCount / GTES_PER_GT) * 4) / SECTOR);
+    this.gd = Buffer.alloc(this.gdSectors * SECTOR);
+  }
+
+  get options(): Readonly<{ compressLevel: number; concurrency: number; capacityBytes: number }> {
+    return this.o;
+  }
+
+  /** Number of grains the disk has (the last one may be short). */
+  get totalGrains(): number {
+    return this.grainCount;
+  }
+
+  /** Header, descriptor and the padding up to the first grain boundary. */
+  start(): Buffer[] {
+    if (this.state !== 'new') throw new Error('StreamOptimizedEncoder.start() called twice');
+    this.state = 'grains';
+    return [
+      encodeHeader({ capacityBytes: this.o.capacityBytes, gdOffset: GD_AT_END, overHead: OVERHEAD_SECTORS }),
+      encodeDescriptor(this.opts),
+      Buffer.alloc((OVERHEAD_SECTORS - DESCRIPTOR_OFFSET - DESCRIPTOR_SECTORS) * SECTOR),
+    ];
+  }
+
+  /** Checks a grain index before its data is compressed, so a bad source fails early. */
+  checkIndex(index: number): void {
+    if (!Number.isInteger(index) || index <= this.previous || index >= this.grainCount) {
+      throw new RangeError(`grain index ${index} is out of order or beyond the disk (previous ${this.previous}, grains ${this.grainCount})`);
+    }
+  }
+
+  /**
+   * The bytes for one compressed grain (a zlib stream of the full 64 KiB), preceded by a grain table if one
+   * closes. The data is passed through, not copied: consume the pieces before reusing its buffer.
+   */
+  grain(index: number, compressed: Uint8Array): Buffer[] {
+    if (this.state !== 'grains') throw new Error('StreamOptimizedEncoder.grain() outside start()..finish()');
+    this.checkIndex(index);
+    this.previous = index;
+    const out: Buffer[] = [];
+    const group = Math.floor(index / GTES_PER_GT);
+    if (group !== this.openGroup) {
+      this.closeGroup(out);
+      this.openGroup = group;
+    }
+    // The same bytes as encodeGrainBlock, without copying the data: prefix, the data itself, zero padding.
+    const total = Math.ceil((GRAIN_PREFIX_BYTES + compressed.length) / SECTOR) * SECTOR;
+    const prefix = Buffer.alloc(GRAIN_PREFIX_BYTES);
+    prefix.writeBigUInt64LE(BigInt(index) * BigInt(GRAIN_SECTORS), 0);
+    prefix.writeUInt32LE(compressed.length, 8);
+    this.gt.writeUInt32LE(this.sectorRef(this.sector), (index % GTES_PER_GT) * 4);
+    this.sector += total / SECTOR;
+    this.grains += 1;
+    const data = Buffer.from(compressed.buffer, compressed.byteOffset, compressed.length);
+    out.push(prefix, data, ZERO_GRAIN.subarray(0, total - GRAIN_PREFIX_BYTES - compressed.length));
+    return out;
+  }
+
+  /** The last grain table, the grain directory, the footer and the end-of-stream marker. */
+  finish(): Buffer[] {
+    if (this.state !== 'grains') throw new Error('StreamOptimizedEncoder.finish() without start() or twice');
+    this.state = 'done';
+    const out: Buffer[] = [];
+    this.closeGroup(out);
+    out.push(encodeMarker(MARKER.GRAIN_DIRECTORY, this.gdSectors));
+    this.sector += 1;
+    const gdOffset = BigInt(this.sectorRef(this.sector));
+    out.push(this.gd);
+    this.sector += this.gdSectors;
+    out.push(encodeMarker(MARKER.FOOTER, 1));
+    out.push(encodeHeader({ capacityBytes: this.o.capacityBytes, gdOffset, overHead: OVERHEAD_SECTORS }));
+    out.push(encodeMarker(MARKER.EOS, 0));
+    return out;
+  }
+
+  private sectorRef(s: number): number {
+    if (s > 0xffffffff) {
+      throw new C2vError('input', 'the compressed VMDK would exceed 2 TiB, beyond what its u32 sector offsets address');
+    }
+    return s;
+  }
+
+  private closeGroup(out: Buffer[]): void {
+    if (this.openGroup < 0) return;
+    out.push(encodeMarker(MARKER.GRAIN_TABLE, GT_SECTORS));
+    this.sector += 1;
+    this.gd.writeUInt32LE(this.sectorRef(this.sector), this.openGroup * 4);
+    out.push(Buffer.from(this.gt));
+    this.sector += GT_SECTORS;
+    this.gt.fill(0);
+    this.openGroup = -1;
+  }
+}
+
+/** A grain inflates to a full 64 KiB; a short one (the disk's last, or a source that ended early) reads as zeros past its data. */
+export function fullGrain(data: Buffer): Buffer {
+  return data.length === GRAIN_BYTES ? data : Buffer.concat([data, ZERO_GRAIN.subarray(data.length)]);
+}
 
 interface InFlight {
   index: number;
@@ -273,85 +395,38 @@ interface InFlight {
 /**
  * The whole file, front to back: header, descriptor, grains with a grain table after each 512-grain group that
  * had data, then GD, footer and end-of-stream marker, and nothing after it. Grains deflate concurrently on the
- * libuv pool but are written in index order, so the output does not depend on timing.
+ * libuv pool (node:zlib) but are written in index order, so the output does not depend on timing. The pipeline
+ * uses the faster worker pool in adapters/raw-grains.ts; this one serves tests and small disks.
  */
 export async function* encodeStreamOptimized(grains: AsyncIterable<Grain>, opts: VmdkOptions): AsyncGenerator<Buffer> {
-  const o = resolveOptions(opts);
-  const descriptor = encodeDescriptor(opts);
-  const grainCount = Math.ceil(o.capacitySectors / GRAIN_SECTORS);
-  const gtCount = Math.ceil(grainCount / GTES_PER_GT);
-  const gdSectors = Math.ceil((gtCount * 4) / SECTOR);
-
-  yield encodeHeader({ capacityBytes: o.capacityBytes, gdOffset: GD_AT_END, overHead: OVERHEAD_SECTORS });
-  yield descriptor;
-  yield Buffer.alloc((OVERHEAD_SECTORS - DESCRIPTOR_OFFSET - DESCRIPTOR_SECTORS) * SECTOR);
-
-  let sector = OVERHEAD_SECTORS;
-  const gd = Buffer.alloc(gdSectors * SECTOR);
-  const gt = Buffer.alloc(GT_SECTORS * SECTOR);
-  let openGroup = -1;
-
-  const sectorRef = (s: number): number => {
-    if (s > 0xffffffff) {
-      throw new C2vError('input', 'the compressed VMDK would exceed 2 TiB, beyond what its u32 sector offsets address');
-    }
-    return s;
-  };
-
-  function* closeGroup(): Generator<Buffer> {
-    if (openGroup < 0) return;
-    yield encodeMarker(MARKER.GRAIN_TABLE, GT_SECTORS);
-    sector += 1;
-    gd.writeUInt32LE(sectorRef(sector), openGroup * 4);
-    yield Buffer.from(gt);
-    sector += GT_SECTORS;
-    gt.fill(0);
-    openGroup = -1;
-  }
-
-  async function* emit(item: InFlight): AsyncGenerator<Buffer> {
-    const group = Math.floor(item.index / GTES_PER_GT);
-    if (group !== openGroup) {
-      yield* closeGroup();
-      openGroup = group;
-    }
-    const block = encodeGrainBlock(item.index, await item.compressed);
-    gt.writeUInt32LE(sectorRef(sector), (item.index % GTES_PER_GT) * 4);
-    sector += block.length / SECTOR;
-    yield block;
-  }
+  const enc = new StreamOptimizedEncoder(opts);
+  const { compressLevel, concurrency } = enc.options;
+  yield* enc.start();
 
   const window: InFlight[] = [];
   let previous = -1;
   for await (const grain of grains) {
     const { index, data } = grain;
-    if (!Number.isInteger(index) || index <= previous || index >= grainCount) {
-      throw new RangeError(`grain index ${index} is out of order or beyond the disk (previous ${previous}, grains ${grainCount})`);
+    if (!Number.isInteger(index) || index <= previous || index >= enc.totalGrains) {
+      throw new RangeError(`grain index ${index} is out of order or beyond the disk (previous ${previous}, grains ${enc.totalGrains})`);
     }
     if (data.length === 0 || data.length > GRAIN_BYTES) {
       throw new RangeError(`grain ${index} has ${data.length} bytes, expected 1..${GRAIN_BYTES}`);
     }
     previous = index;
     if (isZero(data)) continue;
-    // Every grain inflates to a full 64 KiB; a short one (the disk's last, or a source that ended early) reads
-    // as zeros past its data.
-    const full = data.length === GRAIN_BYTES ? data : Buffer.concat([data, ZERO_GRAIN.subarray(data.length)]);
-    const compressed = deflateAsync(full, { level: o.compressLevel });
+    const compressed = deflateAsync(fullGrain(data), { level: compressLevel });
     // It is awaited in order later; until then a rejection must not count as unhandled.
     compressed.catch(() => undefined);
     window.push({ index, compressed });
-    while (window.length >= o.concurrency) yield* emit(window.shift()!);
+    while (window.length >= concurrency) {
+      const item = window.shift()!;
+      yield* enc.grain(item.index, await item.compressed);
+    }
   }
-  while (window.length > 0) yield* emit(window.shift()!);
-  yield* closeGroup();
-
-  yield encodeMarker(MARKER.GRAIN_DIRECTORY, gdSectors);
-  sector += 1;
-  const gdOffset = BigInt(sectorRef(sector));
-  yield gd;
-  sector += gdSectors;
-
-  yield encodeMarker(MARKER.FOOTER, 1);
-  yield encodeHeader({ capacityBytes: o.capacityBytes, gdOffset, overHead: OVERHEAD_SECTORS });
-  yield encodeMarker(MARKER.EOS, 0);
+  while (window.length > 0) {
+    const item = window.shift()!;
+    yield* enc.grain(item.index, await item.compressed);
+  }
+  yield* enc.finish();
 }

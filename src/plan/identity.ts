@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { C2vError } from '../errors.js';
 
 /**
  * Every identifier on the disk (GPT GUIDs, filesystem UUIDs, the FAT volume id) comes from one seed, so the
@@ -47,4 +48,24 @@ export function deriveIdentity(seed: string): DiskIdentity {
 /** The form blkid and fstab use for a FAT volume id. */
 export function fatUuid(volumeId: string): string {
   return `${volumeId.slice(0, 4)}-${volumeId.slice(4, 8)}`;
+}
+
+/**
+ * The time written into the output wherever a format wants one (ext4 superblock and inode times, FAT entries, file
+ * mtimes newer than it are clamped to it): SOURCE_DATE_EPOCH when set, else the image's creation date, else none
+ * (the clock decides and the output is not reproducible). A malformed SOURCE_DATE_EPOCH is an error, as the
+ * reproducible-builds specification asks.
+ */
+export function buildEpoch(sourceDateEpoch: string | undefined, imageCreated: string | undefined): number | undefined {
+  if (sourceDateEpoch !== undefined && sourceDateEpoch !== '') {
+    if (!/^[0-9]{1,12}$/.test(sourceDateEpoch.trim())) {
+      throw new C2vError('usage', `SOURCE_DATE_EPOCH must be a whole number of seconds since 1970 (like 1700000000), got "${sourceDateEpoch.slice(0, 40)}"`);
+    }
+    return Number(sourceDateEpoch.trim());
+  }
+  if (!imageCreated) return undefined;
+  const ms = Date.parse(imageCreated);
+  // Docker reports 0001-01-01T00:00:00Z for images without a date (e.g. some imported ones).
+  if (!Number.isFinite(ms) || ms <= 0) return undefined;
+  return Math.floor(ms / 1000);
 }

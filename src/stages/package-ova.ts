@@ -4,15 +4,22 @@
  * The caller decides the member order; vSphere wants the .ovf first and the .mf next, then the files
  * in References order, which writeOva checks for the .ovf. Disk members are streamed from their
  * files: a VMDK can be many GiB.
+ *
+ * StreamingOva writes the disk straight into the archive as it is produced, so the VMDK is written once:
+ * the OVF and .mf members, which come first but depend on the disk's size and hash, get fixed-size room at
+ * the front that is filled in at the end (see StreamingOva).
  */
 
 import { createReadStream, createWriteStream } from 'node:fs';
-import { constants as fsConstants, copyFile, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { constants as fsConstants, copyFile, mkdir, open, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import createDebug from 'debug';
 import { C2vError } from '../errors.js';
-import { encodeTarHeader, tarPadding, TAR_END } from '../formats/tar.js';
+import { encodeTarHeader, tarPadding, TAR_BLOCK, TAR_END } from '../formats/tar.js';
+import { formatManifest } from '../formats/manifest.js';
+import { StagedWriter, writeAll } from '../adapters/staged-writer.js';
 
 const debug = createDebug('c2v:ova');
 
@@ -136,5 +143,161 @@ export async function writeOvfFolder(dir: string, members: readonly PackageMembe
     for (const file of created) await rm(file, { force: true });
     for (const [from, to] of moved.reverse()) await moveFile(to, from).catch(() => undefined);
     throw e;
+  }
+}
+
+export interface StreamingOvaRequest {
+  ovfName: string;
+  mfName: string;
+  diskName: string;
+  /**
+   * The OVF text for a disk file of `diskBytes` bytes. It is called once with Number.MAX_SAFE_INTEGER to size
+   * the room reserved for it (only the size attribute's digits change, so the real one is never longer), and
+   * once with the real size.
+   */
+  ovf: (diskBytes: number) => string;
+  /** Seconds since the epoch for every member; default 0. */
+  mtime?: number;
+}
+
+export interface StreamingOvaResult {
+  /** Size of the whole archive. */
+  bytes: number;
+  diskBytes: number;
+  diskSha256: string;
+  ovfBytes: number;
+}
+
+/** The OVF padded with trailing whitespace (still the same XML document) to exactly `length` bytes. */
+export function padOvf(ovf: string, length: number): Buffer {
+  const text = Buffer.from(ovf, 'utf8');
+  const pad = length - text.length;
+  if (pad < 0) throw new C2vError('internal', `the OVF (${text.length} bytes) outgrew the ${length} bytes reserved for it`);
+  if (pad === 0) return text;
+  // Whitespace after the root element is allowed XML (Misc); a closing newline keeps the file tidy.
+  return Buffer.concat([text, Buffer.from(`${' '.repeat(pad - 1)}\n`, 'ascii')]);
+}
+
+const roundUp = (n: number): number => Math.ceil(n / TAR_BLOCK) * TAR_BLOCK;
+
+/**
+ * An OVA written in one pass with the disk streamed into it. Layout: [.ovf header][.ovf, padded to its
+ * reserved length][.mf header][.mf][disk header][disk ...][padding][end of archive]. The .mf has fixed-length
+ * lines (64 hex digits each), the OVF is padded to a length reserved up front, so their members' sizes are known
+ * before the disk is; the disk's size and SHA-256 are known when it ends, and finish() then writes the OVF, the
+ * .mf and the three headers into the room left at the front (positioned writes). The archive is valid ustar
+ * (GNU for a disk of 8 GiB or more, never PAX) with the OVF first, and appears under its name only once complete.
+ */
+export class StreamingOva {
+  private readonly partial: string;
+  private readonly ovfReserve: number;
+  private readonly mfLength: number;
+  private readonly diskStart: number;
+  private disk: { bytes: number; sha256: string } | undefined;
+  private done = false;
+
+  private constructor(
+    readonly outPath: string,
+    private readonly req: StreamingOvaRequest,
+    private readonly fh: FileHandle,
+    ovfReserve: number,
+  ) {
+    this.partial = `${outPath}.partial`;
+    this.ovfReserve = ovfReserve;
+    this.mfLength = Buffer.byteLength(this.manifest('0'.repeat(64), '0'.repeat(64)), 'utf8');
+    this.diskStart = TAR_BLOCK + roundUp(this.ovfReserve) + TAR_BLOCK + roundUp(this.mfLength) + TAR_BLOCK;
+  }
+
+  static async create(outPath: string, req: StreamingOvaRequest): Promise<StreamingOva> {
+    if (!req.ovfName.endsWith('.ovf')) throw new C2vError('internal', `the first OVA member must be the .ovf descriptor, got ${req.ovfName}`);
+    const names = [req.ovfName, req.mfName, req.diskName];
+    if (new Set(names).size !== names.length) throw new C2vError('internal', `OVA member names must differ: ${names.join(', ')}`);
+    // Names are checked by the header encoder before any file exists.
+    for (const name of names) encodeTarHeader({ name, size: 0, mtime: req.mtime ?? 0 });
+    // The OVF is built (and validated) once before any file exists.
+    const ovfReserve = Buffer.byteLength(req.ovf(Number.MAX_SAFE_INTEGER), 'utf8');
+    const fh = await open(`${outPath}.partial`, 'w');
+    const ova = new StreamingOva(outPath, req, fh, ovfReserve);
+    debug('streaming %s: OVF room %d bytes, disk at %d', outPath, ova.ovfReserve, ova.diskStart);
+    return ova;
+  }
+
+  private manifest(ovfSha: string, diskSha: string): string {
+    return formatManifest([
+      { name: this.req.ovfName, sha256: ovfSha },
+      { name: this.req.diskName, sha256: diskSha },
+    ]);
+  }
+
+  /**
+   * Runs `produce`, which writes the disk member's bytes through `sink`, front to back; they are hashed as they
+   * go. Call once. On failure the partial archive is removed.
+   */
+  async writeDisk<T>(produce: (sink: (chunk: Uint8Array) => Promise<void>) => Promise<T>): Promise<T & { bytes: number; sha256: string }> {
+    if (this.disk || this.done) throw new C2vError('internal', 'StreamingOva.writeDisk() called twice');
+    const writer = new StagedWriter(this.fh, this.diskStart, { sha256: true });
+    let result: T;
+    let sha256: string;
+    try {
+      result = await produce((chunk) => writer.write(chunk));
+      sha256 = (await writer.finish())!;
+    } catch (e) {
+      await writer.finish().catch(() => undefined);
+      await this.abort();
+      if ((e as NodeJS.ErrnoException).code === 'ENOSPC') {
+        throw new C2vError('space', `no space left on the device while writing ${this.partial}`, { cause: e });
+      }
+      throw e;
+    }
+    this.disk = { bytes: writer.bytes, sha256 };
+    debug('%s: %d bytes, sha256 %s', this.req.diskName, writer.bytes, sha256);
+    return { ...result, bytes: writer.bytes, sha256 };
+  }
+
+  /** Writes the end of the archive, then the OVF, the .mf and the headers at the front; moves the OVA into place. */
+  async finish(): Promise<StreamingOvaResult> {
+    if (!this.disk || this.done) throw new C2vError('internal', 'StreamingOva.finish() before writeDisk() or twice');
+    this.done = true;
+    try {
+      return await this.writeFront(this.disk);
+    } catch (e) {
+      await this.abort();
+      throw e;
+    }
+  }
+
+  private async writeFront({ bytes: diskBytes, sha256: diskSha256 }: { bytes: number; sha256: string }): Promise<StreamingOvaResult> {
+    const mtime = this.req.mtime ?? 0;
+    const ovf = padOvf(this.req.ovf(diskBytes), this.ovfReserve);
+    const ovfSha = createHash('sha256').update(ovf).digest('hex');
+    const mf = Buffer.from(this.manifest(ovfSha, diskSha256), 'utf8');
+    if (mf.length !== this.mfLength) throw new C2vError('internal', `manifest is ${mf.length} bytes, ${this.mfLength} were reserved`);
+
+    const front = Buffer.alloc(this.diskStart);
+    let at = 0;
+    for (const [name, data] of [
+      [this.req.ovfName, ovf],
+      [this.req.mfName, mf],
+    ] as const) {
+      encodeTarHeader({ name, size: data.length, mtime }).copy(front, at);
+      data.copy(front, at + TAR_BLOCK);
+      at += TAR_BLOCK + roundUp(data.length);
+    }
+    encodeTarHeader({ name: this.req.diskName, size: diskBytes, mtime }).copy(front, at);
+
+    const tail = Buffer.concat([tarPadding(diskBytes), TAR_END]);
+    const end = this.diskStart + diskBytes;
+    await writeAll(this.fh, tail, end);
+    await writeAll(this.fh, front, 0);
+    await this.fh.close();
+    await rename(this.partial, this.outPath);
+    return { bytes: end + tail.length, diskBytes, diskSha256, ovfBytes: ovf.length };
+  }
+
+  /** Drops the partial archive (on any failure). */
+  async abort(): Promise<void> {
+    this.done = true;
+    await this.fh.close().catch(() => undefined);
+    await rm(this.partial, { force: true });
   }
 }

@@ -10,6 +10,7 @@ import { filterRootfs, parseOsRelease, type RootfsFile, type RootfsInfo } from '
 import { chooseKernel, fstab, grubConfig, type KernelChoice } from '../plan/boot-config.js';
 import { ext4Features, mke2fsConfig, type OsRelease } from '../plan/rootfs.js';
 import { formatSize } from '../config/size.js';
+import { buildEpoch } from '../plan/identity.js';
 
 const debug = createDebug('c2v:disk');
 
@@ -34,6 +35,8 @@ export interface RootFilesystemRequest {
   title: string;
   workDir: string;
   mtimeClamp?: number;
+  /** Added to the kernel command line in grub.cfg. */
+  kernelCmdline?: string;
   /** Files c2v adds to the guest (service units, keys), appended to the stream. */
   extraFiles?: RootfsFile[];
 }
@@ -55,18 +58,29 @@ export async function makeRootFilesystem(req: RootFilesystemRequest): Promise<Ro
   const conf = path.join(req.workDir, 'mke2fs.conf');
   await writeFile(conf, mke2fsConfig(features));
 
+  // SOURCE_DATE_EPOCH (or the epoch the caller derived from the image) pins every time mke2fs writes.
+  const epoch = req.mtimeClamp ?? buildEpoch(process.env.SOURCE_DATE_EPOCH, undefined);
+
   let kernel: KernelChoice | undefined;
   const input = await req.source.export();
+  // The engine's stream failing (engine stopped, connection cut) is told apart from a bad tar and from mke2fs.
+  let sourceError: Error | undefined;
+  input.on('error', (e: Error) => {
+    // Not the echo of our own side failing (mke2fs gone, the filter refusing an entry), which tears the pipe down.
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ERR_STREAM_DESTROYED' || code === 'EPIPE' || e instanceof C2vError) return;
+    sourceError ??= e;
+  });
   const { output, info } = filterRootfs(input, {
     hostname: req.hostname,
     fstab: fstab({ rootFsUuid: req.fsUuid, espUuid: req.espUuid }),
     ensureDirs: ['boot/efi', 'boot/grub'],
     extraFiles: req.extraFiles,
-    mtimeClamp: req.mtimeClamp,
+    mtimeClamp: epoch,
     finalFiles: (seen) => {
       kernel = chooseKernel(seen.kernels, seen.initrds, seen.symlinks);
       if (!kernel) return [];
-      return [{ path: 'boot/grub/grub.cfg', content: grubConfig({ title: req.title, rootFsUuid: req.fsUuid, kernel }), mode: 0o644 }];
+      return [{ path: 'boot/grub/grub.cfg', content: grubConfig({ title: req.title, rootFsUuid: req.fsUuid, kernel, extraCmdline: req.kernelCmdline }), mode: 0o644 }];
     },
   });
 
@@ -80,21 +94,32 @@ export async function makeRootFilesystem(req: RootFilesystemRequest): Promise<Ro
     '-U',
     req.fsUuid,
     '-E',
-    `offset=${req.offsetBytes},hash_seed=${req.hashSeed},lazy_itable_init=1,lazy_journal_init=1`,
+    // root_owner: the tar from docker export has no entry for / itself, and mke2fs would otherwise give the root
+    // directory the uid of whoever runs c2v (not root when c2v runs rootless), which also changes the bytes.
+    `offset=${req.offsetBytes},hash_seed=${req.hashSeed},lazy_itable_init=1,lazy_journal_init=1,root_owner=0:0`,
     '-d',
     '-',
     req.diskPath,
     `${Math.floor(req.sizeBytes / 1024)}k`,
   ];
-  const child = run('mke2fs', args, { env: { MKE2FS_CONFIG: conf }, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe' });
+  const env: Record<string, string> = { MKE2FS_CONFIG: conf };
+  if (epoch !== undefined) {
+    // 1.47.1+ reads SOURCE_DATE_EPOCH; E2FSPROGS_FAKE_TIME is the older spelling of the same thing.
+    env.SOURCE_DATE_EPOCH = String(epoch);
+    env.E2FSPROGS_FAKE_TIME = String(epoch);
+  }
+  const child = run('mke2fs', args, { env, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe' });
   const feed = pipeline(output, child.stdin!);
   const [mk, fed, seen] = await Promise.allSettled([child, feed, info]);
-  if (mk.status === 'rejected') {
+  if (mk.status === 'rejected' || fed.status === 'rejected' || seen.status === 'rejected') {
     input.destroy();
-    throw mapMke2fsError(mk.reason, req.sizeBytes);
+    // The first cause wins: a dead export stream or a refused entry makes mke2fs fail too (on a cut tar).
+    if (sourceError) throw exportFailed(sourceError);
+    if (seen.status === 'rejected' && seen.reason instanceof C2vError) throw seen.reason;
+    if (mk.status === 'rejected') throw mapMke2fsError(mk.reason, req.sizeBytes);
+    if (seen.status === 'rejected') throw exportFailed(seen.reason as Error);
+    throw exportFailed((fed as PromiseRejectedResult).reason as Error);
   }
-  if (seen.status === 'rejected') throw seen.reason;
-  if (fed.status === 'rejected') throw new C2vError('engine', `the image export stream failed: ${(fed.reason as Error).message}`, { cause: fed.reason });
   debug('rootfs: %d entries, %d bytes, features %s', seen.value.entries, seen.value.bytes, features.join(','));
   if (!kernel) {
     throw new C2vError(
@@ -103,6 +128,12 @@ export async function makeRootFilesystem(req: RootFilesystemRequest): Promise<Ro
     );
   }
   return { info: seen.value, kernel, features };
+}
+
+function exportFailed(e: Error): C2vError {
+  const code = (e as NodeJS.ErrnoException).code;
+  const why = code && !e.message.includes(code) ? `${e.message} (${code})` : e.message;
+  return new C2vError('engine', `the container engine stopped sending the image's file system (${why}): check that the engine still runs (docker info) and retry`, { cause: e });
 }
 
 function mapMke2fsError(e: unknown, sizeBytes: number): unknown {

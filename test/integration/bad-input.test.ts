@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,11 +13,27 @@ import { runC2v, strayContainers } from '../helpers/run-cli.js';
 describe('bad input', () => {
   let dir: string;
 
+  /** Small images built without apt: one of no known distribution, one that looks like a VM already. */
+  function buildImage(tag: string, dockerfile: string) {
+    const ctx = path.join(dir, tag.replace(/[^a-z0-9]+/g, '-'));
+    mkdirSync(ctx);
+    writeFileSync(path.join(ctx, 'Dockerfile'), dockerfile);
+    execFileSync('docker', ['build', '-q', '-t', tag, ctx], { stdio: 'ignore' });
+  }
+
   beforeAll(() => {
     requireDockerEngine();
     dir = mkdtempSync(path.join(os.tmpdir(), 'c2v-bad-'));
+    buildImage('c2v-test/no-distro:1', 'FROM debian:bookworm\nRUN rm -f /etc/os-release /usr/lib/os-release\n');
+    buildImage(
+      'c2v-test/fake-vm:1',
+      'FROM debian:bookworm\nRUN touch /boot/vmlinuz-6.1.0-0-amd64 && mkdir -p /usr/lib/systemd && cp /bin/true /usr/lib/systemd/systemd && ln -sf /usr/lib/systemd/systemd /usr/sbin/init\nCMD ["/sbin/init"]\n',
+    );
+  }, 300_000);
+  afterAll(() => {
+    rmSync(dir, { recursive: true, force: true });
+    execFileSync('docker', ['rmi', '-f', 'c2v-test/no-distro:1', 'c2v-test/fake-vm:1'], { stdio: 'ignore' });
   });
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   async function expectFailure(args: string[], exitCode: number, message: RegExp, outName = 'out.ova') {
     const outDir = path.join(dir, `case-${Math.random().toString(36).slice(2)}`);
@@ -43,12 +60,18 @@ describe('bad input', () => {
     await expectFailure(['convert', path.join(ctx, 'Dockerfile')], 5, /Dockerfile build failed: .*returned a non-zero code: 42/);
   }, 300_000);
 
-  it('an image without a kernel, saying how to add one', async () => {
-    await expectFailure(['convert', 'debian:bookworm', '--no-pull'], 3, /has no kernel in \/boot: add one .*linux-image-amd64/);
+  it('an image without a kernel of a distribution c2v has no template for, saying what to do', async () => {
+    await expectFailure(['convert', 'c2v-test/no-distro:1', '--no-pull'], 3, /no template for an unknown distribution .*add a kernel and an init to the image yourself/);
   }, 300_000);
 
   it('a --disk-size too small for the content', async () => {
-    await expectFailure(['convert', 'debian:bookworm', '--disk-size', '64M'], 3, /--disk-size 64\.0 MiB is too small for this image .*use at least/);
+    await expectFailure(['convert', 'c2v-test/fake-vm:1', '--disk-size', '64M'], 3, /--disk-size 64\.0 MiB is too small for this image .*use at least/);
+  }, 120_000);
+
+  it('an --ssh-key that is not a public key', async () => {
+    const key = path.join(dir, 'id_ed25519');
+    writeFileSync(key, '-----BEGIN OPENSSH PRIVATE KEY-----\nxxx\n-----END OPENSSH PRIVATE KEY-----\n');
+    await expectFailure(['convert', 'c2v-test/fake-vm:1', '--ssh-key', key], 3, /is not an OpenSSH public key .*pass the \.pub file/);
   }, 120_000);
 
   it('unknown flag values, all reported at once', async () => {

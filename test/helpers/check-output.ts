@@ -1,0 +1,136 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { OVF_SCHEMA } from './env.js';
+
+/**
+ * The integrity checks every test output goes through, with tools that share no code with c2v: the OVA's member
+ * order, the manifest against the files, the OVF against the DMTF schema, `qemu-img check` and a full inflation
+ * of the VMDK, `sgdisk -v` on the GPT, `e2fsck -fn` on the root partition and `fsck.vfat -n` on the ESP.
+ * Throws on the first failure, with the tool's output.
+ */
+export interface CheckedOutput {
+  /** Where the OVA was unpacked; holds disk.raw too. Removed by cleanup(). */
+  dir: string;
+  members: string[];
+  ovf: string;
+  raw: string;
+  root: { offset: number; bytes: number };
+  esp: { offset: number; bytes: number };
+  /** debugfs on the root filesystem, output as bytes (names may not be UTF-8). */
+  debugfs(request: string): Buffer;
+  cleanup(): void;
+}
+
+const ROOT_TYPE = '4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709';
+const ESP_TYPE = 'C12A7328-F81F-11D2-BA4B-00A0C93EC93B';
+
+function tool(cmd: string, args: string[]): string {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 << 20 });
+  if (r.error) throw new Error(`${cmd}: ${r.error.message}`);
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}:\n${r.stdout}${r.stderr}`);
+  return `${r.stdout}${r.stderr}`;
+}
+
+export async function sha256File(file: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const c of createReadStream(file)) h.update(c as Buffer);
+  return h.digest('hex');
+}
+
+export async function checkOutput(ovaPath: string): Promise<CheckedOutput> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'c2v-check-'));
+  try {
+    const members = tool('tar', ['-tf', ovaPath]).trim().split('\n');
+    if (members.length !== 3 || !members[0].endsWith('.ovf') || !members[1].endsWith('.mf') || !members[2].endsWith('.vmdk')) {
+      throw new Error(`OVA members are not [.ovf, .mf, .vmdk]: ${members.join(', ')}`);
+    }
+    tool('tar', ['-xf', ovaPath, '-C', dir]);
+    if (readdirSync(dir).sort().join() !== [...members].sort().join()) throw new Error(`OVA unpacks to more than its listing: ${readdirSync(dir).join(', ')}`);
+    const [ovfName, mfName, vmdkName] = members;
+
+    const mf = readFileSync(path.join(dir, mfName), 'utf8');
+    const listed = new Map<string, string>();
+    for (const line of mf.trimEnd().split('\n')) {
+      const m = /^SHA256\(([^()/]+)\)= ([0-9a-f]{64})$/.exec(line);
+      if (!m) throw new Error(`manifest line not in vSphere's form: ${JSON.stringify(line)}`);
+      listed.set(m[1], m[2]);
+    }
+    for (const name of [ovfName, vmdkName]) {
+      const actual = await sha256File(path.join(dir, name));
+      if (listed.get(name) !== actual) throw new Error(`manifest says ${listed.get(name)} for ${name}, the file hashes to ${actual}`);
+    }
+    if (listed.size !== 2) throw new Error(`manifest lists ${[...listed.keys()].join(', ')}`);
+
+    const ovfPath = path.join(dir, ovfName);
+    tool('xmllint', ['--noout', '--nonet', '--schema', OVF_SCHEMA, ovfPath]);
+    const ovf = readFileSync(ovfPath, 'utf8');
+    const vmdkPath = path.join(dir, vmdkName);
+    if (!ovf.includes(`ovf:href="${vmdkName}"`) || !ovf.includes(`ovf:size="${statSync(vmdkPath).size}"`)) {
+      throw new Error(`the OVF does not reference ${vmdkName} with its exact size ${statSync(vmdkPath).size}`);
+    }
+
+    const check = tool('qemu-img', ['check', '-f', 'vmdk', vmdkPath]);
+    if (!/No errors were found/.test(check)) throw new Error(`qemu-img check: ${check}`);
+    const raw = path.join(dir, 'disk.raw');
+    // Inflating every grain is the strict VMDK check (qemu-img check only looks at the tables).
+    tool('qemu-img', ['convert', '-f', 'vmdk', '-O', 'raw', vmdkPath, raw]);
+    tool('sgdisk', ['-v', raw]);
+
+    const parts = JSON.parse(tool('sfdisk', ['--json', raw])).partitiontable.partitions as { start: number; size: number; type: string }[];
+    const find = (type: string) => {
+      const p = parts.find((x) => x.type.toUpperCase() === type);
+      if (!p) throw new Error(`no partition of type ${type} in ${JSON.stringify(parts)}`);
+      return { offset: p.start * 512, bytes: p.size * 512 };
+    };
+    const root = find(ROOT_TYPE);
+    const esp = find(ESP_TYPE);
+    const rootDev = `${raw}?offset=${root.offset}`;
+    tool('e2fsck', ['-fn', rootDev]);
+    const espImg = path.join(dir, 'esp.img');
+    execFileSync('dd', [`if=${raw}`, `of=${espImg}`, 'bs=1M', 'iflag=skip_bytes,count_bytes', `skip=${esp.offset}`, `count=${esp.bytes}`, 'status=none']);
+    tool('fsck.vfat', ['-n', espImg]);
+    rmSync(espImg);
+
+    return {
+      dir,
+      members,
+      ovf,
+      raw,
+      root,
+      esp,
+      debugfs: (request) => execFileSync('debugfs', ['-R', request, rootDev], { stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 64 << 20 }),
+      cleanup: () => rmSync(dir, { recursive: true, force: true }),
+    };
+  } catch (e) {
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+/** Parsed `debugfs stat` of one path. */
+export function inodeStat(out: CheckedOutput, file: string): { type: string; mode: number; uid: number; gid: number; size: number; text: string } {
+  const text = out.debugfs(`stat "${file}"`).toString('latin1');
+  const m = /Type: (\S+(?: special)?)\s+Mode:\s+(\d+)/.exec(text);
+  if (!m) throw new Error(`debugfs stat ${file}: ${text || 'not found'}`);
+  return {
+    type: m[1],
+    mode: parseInt(m[2], 8),
+    uid: Number(/User:\s+(\d+)/.exec(text)?.[1]),
+    gid: Number(/Group:\s+(\d+)/.exec(text)?.[1]),
+    size: Number(/Size: (\d+)/.exec(text)?.[1]),
+    text,
+  };
+}
+
+/** Names in a directory of the root filesystem, as latin1 strings (one char per byte). */
+export function listDir(out: CheckedOutput, dir: string): string[] {
+  return out
+    .debugfs(`ls -p "${dir}"`)
+    .toString('latin1')
+    .split('\n')
+    .map((l) => l.split('/')[5])
+    .filter((n): n is string => n !== undefined && n !== '' && n !== '.' && n !== '..');
+}
