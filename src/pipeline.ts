@@ -13,7 +13,7 @@ import { StageRunner, type Reporter, type StageTiming } from './progress.js';
 import { buildEpoch, deriveIdentity, fatUuid, seedFrom } from './plan/identity.js';
 import { requireTools } from './adapters/exec.js';
 import { planLayout, type DiskLayout } from './plan/layout.js';
-import { autoRootBytes, minimumRootBytes } from './plan/rootfs.js';
+import { autoRootBytes, measuredRootSize, minimumRootBytes } from './plan/rootfs.js';
 import { guestOsFor } from './plan/os-type.js';
 import { buildOvf, type NicType, type ScsiController } from './plan/ovf.js';
 import { formatManifest } from './formats/manifest.js';
@@ -21,7 +21,8 @@ import { acquireImage, classifyInput, defaultName } from './stages/acquire.js';
 import { makeGrubImages } from './stages/boot-loader.js';
 import { createDiskFile, writePartitionTables } from './stages/disk.js';
 import { makeEsp } from './stages/esp.js';
-import { makeRootFilesystem, readOsRelease } from './stages/root-filesystem.js';
+import { makeRootFilesystem, measureRootFilesystem, readOsRelease, RootfsTooSmall, type RootFilesystemRequest } from './stages/root-filesystem.js';
+import type { RootfsInfo } from './formats/rootfs-filter.js';
 import { zerofreeRoot } from './stages/zerofree.js';
 import { buildAppliance, probeImage } from './stages/appliance.js';
 import { AppliancePlanError, planAppliance, type AppliancePlan, type ImageProbe } from './plan/appliance.js';
@@ -112,39 +113,58 @@ export async function convert(opts: ConvertOptions, engine: ImageEngine, reporte
     const identity = deriveIdentity(seedFrom([vmImage.id, opts.boot, opts.diskSize, name]));
     // Every time written into the disk: SOURCE_DATE_EPOCH, else the image's creation date (reproducible by default).
     const epoch = buildEpoch(process.env.SOURCE_DATE_EPOCH, vmImage.created);
-    const layout = planDisk(vmImage, opts, identity);
-    const root = layout.partitions.find((p) => p.role === 'root')!;
-    const esp = layout.partitions.find((p) => p.role === 'esp')!;
+    let layout = planDisk(vmImage, opts, identity);
     const diskPath = ws.file('disk.raw');
-    await createDiskFile(diskPath, layout.diskBytes);
-
     const wantBios = opts.boot !== 'efi';
     const wantEfi = opts.boot !== 'bios';
     const grub = await stages.run('bootloader', 'Making GRUB images', () =>
       makeGrubImages({ workDir: ws.dir, rootFsUuid: identity.rootFsUuid, bios: wantBios, efi: wantEfi }),
     );
 
+    let refitNote = '';
+    const rootRequest = (l: DiskLayout, inodes?: number): RootFilesystemRequest => {
+      const part = l.partitions.find((p) => p.role === 'root')!;
+      return {
+        source: opened,
+        osRelease,
+        diskPath,
+        offsetBytes: part.offsetBytes,
+        sizeBytes: part.sizeBytes,
+        inodes,
+        fsUuid: identity.rootFsUuid,
+        hashSeed: identity.rootHashSeed,
+        espUuid: fatUuid(identity.espVolumeId),
+        hostname: name.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 63) || 'appliance',
+        title: osRelease.PRETTY_NAME ?? name,
+        workDir: ws.dir,
+        kernelCmdline: plan?.kernelCmdline,
+        mtimeClamp: epoch,
+      };
+    };
     const rootfs = await stages.run(
       'rootfs',
-      `Writing the ext4 root filesystem (${formatSize(root.sizeBytes)}) from the image`,
-      () =>
-        makeRootFilesystem({
-          source: opened,
-          osRelease,
-          diskPath,
-          offsetBytes: root.offsetBytes,
-          sizeBytes: root.sizeBytes,
-          fsUuid: identity.rootFsUuid,
-          hashSeed: identity.rootHashSeed,
-          espUuid: fatUuid(identity.espVolumeId),
-          hostname: name.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 63) || 'appliance',
-          title: osRelease.PRETTY_NAME ?? name,
-          workDir: ws.dir,
-          kernelCmdline: plan?.kernelCmdline,
-          mtimeClamp: epoch,
-        }),
-      (r) => `${r.info.entries} entries, ${formatSize(r.info.bytes)}, kernel ${r.kernel.kernel}`,
+      `Writing the ext4 root filesystem (${formatSize(rootRequest(layout).sizeBytes)}) from the image`,
+      async (update) => {
+        await createDiskFile(diskPath, layout.diskBytes);
+        try {
+          return await makeRootFilesystem(rootRequest(layout));
+        } catch (e) {
+          if (!(e instanceof RootfsTooSmall)) throw e;
+          // Sized by bytes, an image of many tiny files runs out of blocks or inodes: measure it and size again.
+          update('the image holds more files than its size suggests: measuring it');
+          const refit = refitDisk(await measureRootFilesystem(rootRequest(layout)), opts, identity, layout);
+          layout = refit.layout;
+          refitNote = `; the image holds more files than its size suggests, so it was measured and written again into ${formatSize(rootRequest(layout).sizeBytes)} with ${refit.inodes} inodes`;
+          update(`writing it again into ${formatSize(rootRequest(layout).sizeBytes)} with ${refit.inodes} inodes`);
+          await rm(diskPath, { force: true });
+          await createDiskFile(diskPath, layout.diskBytes);
+          return await makeRootFilesystem(rootRequest(layout, refit.inodes));
+        }
+      },
+      (r) => `${r.info.entries} entries, ${formatSize(r.info.bytes)}, kernel ${r.kernel.kernel}${refitNote}`,
     );
+    const root = layout.partitions.find((p) => p.role === 'root')!;
+    const esp = layout.partitions.find((p) => p.role === 'esp')!;
     await opened.release();
     unregisterSource();
 
@@ -247,8 +267,14 @@ export async function convert(opts: ConvertOptions, engine: ImageEngine, reporte
   }
 }
 
-function planDisk(image: ImageInfo, opts: ConvertOptions, identity: ReturnType<typeof deriveIdentity>): DiskLayout {
-  const guids = { disk: identity.diskGuid, biosBoot: identity.biosBootGuid, esp: identity.espGuid, root: identity.rootGuid };
+type Identity = ReturnType<typeof deriveIdentity>;
+
+function guidsOf(identity: Identity) {
+  return { disk: identity.diskGuid, biosBoot: identity.biosBootGuid, esp: identity.espGuid, root: identity.rootGuid };
+}
+
+function planDisk(image: ImageInfo, opts: ConvertOptions, identity: Identity): DiskLayout {
+  const guids = guidsOf(identity);
   if (opts.diskSize === 'auto') return planLayout({ rootBytes: autoRootBytes(image.sizeBytes), guids });
   const minimum = planLayout({ rootBytes: minimumRootBytes(image.sizeBytes), guids });
   if (opts.diskSize < minimum.diskBytes) {
@@ -258,6 +284,28 @@ function planDisk(image: ImageInfo, opts: ConvertOptions, identity: ReturnType<t
     );
   }
   return planLayout({ rootBytes: minimumRootBytes(image.sizeBytes), diskBytes: opts.diskSize, guids });
+}
+
+/**
+ * The layout and inode count for content measured after it did not fit. `auto` grows the disk; an explicit size
+ * is kept when the content fits it with more inodes, and refused with the size it needs when it does not.
+ */
+function refitDisk(measured: RootfsInfo, opts: ConvertOptions, identity: Identity, current: DiskLayout): { layout: DiskLayout; inodes: number } {
+  const guids = guidsOf(identity);
+  if (opts.diskSize === 'auto') {
+    const size = measuredRootSize(measured, { headroom: true });
+    return { layout: planLayout({ rootBytes: Math.max(size.bytes, current.partitions.find((p) => p.role === 'root')!.sizeBytes), guids }), inodes: size.inodes };
+  }
+  const need = measuredRootSize(measured, { headroom: false });
+  const root = current.partitions.find((p) => p.role === 'root')!;
+  if (need.bytes > root.sizeBytes) {
+    const minimum = planLayout({ rootBytes: need.bytes, guids });
+    throw new C2vError(
+      'input',
+      `the image content (${measured.entries} files and folders, ${formatSize(measured.blocks * 4096)} in 4 KiB blocks) does not fit --disk-size ${formatSize(opts.diskSize)}: use at least ${formatSize(minimum.diskBytes)}, or --disk-size auto`,
+    );
+  }
+  return { layout: current, inodes: Math.max(need.inodes, Math.floor(root.sizeBytes / 8192)) };
 }
 
 function annotation(image: ImageInfo, opts: ConvertOptions): string {

@@ -38,6 +38,11 @@ export interface RootfsInfo {
   /** Entries in the output tar, and the bytes of regular-file data they carry. */
   entries: number;
   bytes: number;
+  /**
+   * 4 KiB blocks the entries need in ext4 (file data rounded up per file, one per directory and per symlink too
+   * long to live in its inode): tiny files weigh far more than their bytes.
+   */
+  blocks: number;
   /** Regular files (or hard links) boot/vmlinuz-* and boot/vmlinuz, in stream order. */
   kernels: string[];
   /** boot/initrd.img-*, boot/initramfs-*.img, boot/initramfs-<flavour> (Alpine), boot/initrd.img. */
@@ -51,6 +56,16 @@ export interface RootfsInfo {
 }
 
 const BLOCK = 512;
+const FS_BLOCK = 4096;
+/** ext4 keeps a symlink target shorter than this in the inode itself. */
+const FAST_SYMLINK = 60;
+
+function entryBlocks(kind: Kind, size: number, linkname: string): number {
+  if (kind === 'file') return Math.ceil(size / FS_BLOCK);
+  if (kind === 'dir') return 1;
+  if (kind === 'symlink') return Buffer.byteLength(linkname) >= FAST_SYMLINK ? 1 : 0;
+  return 0;
+}
 const END_OF_ARCHIVE = Buffer.alloc(2 * BLOCK);
 // libarchive gives up on special headers above 1 MiB; allow more, but never buffer without bound.
 const MAX_EXTENSION = 8 * 1024 * 1024;
@@ -410,7 +425,7 @@ class RootfsFilter extends Transform {
   private readonly dirs = new Set<string>();
   private readonly dropped = new Set<string>();
   private readonly captured = new Map<string, Buffer | null>();
-  private readonly info: RootfsInfo = { entries: 0, bytes: 0, kernels: [], initrds: [], symlinks: {}, hasInit: false };
+  private readonly info: RootfsInfo = { entries: 0, bytes: 0, blocks: 0, kernels: [], initrds: [], symlinks: {}, hasInit: false };
 
   constructor(fixes: RootfsFixes, onInfo: (info: RootfsInfo) => void) {
     super({ readableHighWaterMark: STREAM_BUFFER, writableHighWaterMark: STREAM_BUFFER });
@@ -713,6 +728,7 @@ class RootfsFilter extends Transform {
     this.seen.set(key, kind);
     if (kind === 'dir') this.dirs.add(key);
     if (kind === 'file') this.info.bytes += size;
+    this.info.blocks += entryBlocks(kind, size, linkname);
     if (kind === 'file' || kind === 'hardlink') {
       if (KERNEL.test(key)) this.info.kernels.push(toText(key));
       if (INITRD.test(key)) this.info.initrds.push(toText(key));

@@ -63,7 +63,46 @@ export function minimumRootBytes(contentBytes: number): number {
 
 /** What `--disk-size auto` gives the root: the minimum plus room for the appliance to write logs and state. */
 export function autoRootBytes(contentBytes: number): number {
-  return roundUpMiB(minimumRootBytes(contentBytes) + Math.max(256 * MiB, contentBytes * 0.2));
+  return roundUpMiB(minimumRootBytes(contentBytes) + autoHeadroom(contentBytes));
+}
+
+function autoHeadroom(bytes: number): number {
+  return Math.max(256 * MiB, bytes * 0.2);
+}
+
+/** What the content of a measured stream weighs in ext4: its entries (inodes) and 4 KiB blocks. */
+export interface MeasuredContent {
+  entries: number;
+  blocks: number;
+}
+
+export interface RootSize {
+  bytes: number;
+  /** For mke2fs -N: the default one inode per 8 KiB runs out first when the image holds many tiny files. */
+  inodes: number;
+}
+
+/** The journal mke2fs gives a 4 KiB-block filesystem of this size (ext2fs_default_journal_size). */
+function journalBytes(fsBytes: number): number {
+  const blocks = fsBytes / 4096;
+  const steps: [number, number][] = [[32768, 1024], [256 * 1024, 4096], [512 * 1024, 8192], [4096 * 1024, 16384], [8192 * 1024, 32768], [16384 * 1024, 65536], [32768 * 1024, 131072]];
+  for (const [below, journal] of steps) if (blocks < below) return journal * 4096;
+  return 262144 * 4096;
+}
+
+/**
+ * The root filesystem that holds measured content: its blocks, a directory entry per entry, an inode per entry
+ * with room for what the appliance creates at run time, the journal, and the group metadata. `headroom` adds what
+ * `--disk-size auto` adds; without it this is the least that fits.
+ */
+export function measuredRootSize(content: MeasuredContent, opts: { headroom: boolean }): RootSize {
+  const inodes = Math.ceil(content.entries * 1.25) + 4096;
+  const payload = content.blocks * 4096 + content.entries * 64;
+  let bytes = payload * 1.02 + inodes * 256 + 4 * MiB;
+  bytes += journalBytes(bytes * 1.02) + bytes * 0.02;
+  if (opts.headroom) bytes += autoHeadroom(payload);
+  const total = roundUpMiB(bytes);
+  return { bytes: total, inodes: Math.max(inodes, Math.floor(total / 8192)) };
 }
 
 export function roundUpMiB(bytes: number): number {

@@ -1,5 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import createDebug from 'debug';
 import { C2vError } from '../errors.js';
@@ -39,6 +40,21 @@ export interface RootFilesystemRequest {
   kernelCmdline?: string;
   /** Files c2v adds to the guest (service units, keys), appended to the stream. */
   extraFiles?: RootfsFile[];
+  /** Inode count for mke2fs -N; default one per 8 KiB. */
+  inodes?: number;
+}
+
+/**
+ * The content did not fit the root partition's blocks or inodes. The stream is gone by then; the caller can
+ * measure it (measureRootFilesystem) and size again, or tell the user how much is needed.
+ */
+export class RootfsTooSmall extends C2vError {
+  constructor(
+    readonly sizeBytes: number,
+    options: { cause?: unknown; detail?: string },
+  ) {
+    super('input', `the image content does not fit the ${formatSize(sizeBytes)} root partition: raise --disk-size (or use --disk-size auto)`, options);
+  }
 }
 
 export interface RootFilesystemResult {
@@ -71,18 +87,7 @@ export async function makeRootFilesystem(req: RootFilesystemRequest): Promise<Ro
     if (code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ERR_STREAM_DESTROYED' || code === 'EPIPE' || e instanceof C2vError) return;
     sourceError ??= e;
   });
-  const { output, info } = filterRootfs(input, {
-    hostname: req.hostname,
-    fstab: fstab({ rootFsUuid: req.fsUuid, espUuid: req.espUuid }),
-    ensureDirs: ['boot/efi', 'boot/grub'],
-    extraFiles: req.extraFiles,
-    mtimeClamp: epoch,
-    finalFiles: (seen) => {
-      kernel = chooseKernel(seen.kernels, seen.initrds, seen.symlinks);
-      if (!kernel) return [];
-      return [{ path: 'boot/grub/grub.cfg', content: grubConfig({ title: req.title, rootFsUuid: req.fsUuid, kernel, extraCmdline: req.kernelCmdline }), mode: 0o644 }];
-    },
-  });
+  const { output, info } = filterRootfs(input, filterOptions(req, epoch, (k) => (kernel = k)));
 
   const args = [
     '-F',
@@ -102,6 +107,7 @@ export async function makeRootFilesystem(req: RootFilesystemRequest): Promise<Ro
     req.diskPath,
     `${Math.floor(req.sizeBytes / 1024)}k`,
   ];
+  if (req.inodes) args.splice(args.indexOf('-d'), 0, '-N', String(req.inodes));
   const env: Record<string, string> = { MKE2FS_CONFIG: conf };
   if (epoch !== undefined) {
     // 1.47.1+ reads SOURCE_DATE_EPOCH; E2FSPROGS_FAKE_TIME is the older spelling of the same thing.
@@ -130,6 +136,46 @@ export async function makeRootFilesystem(req: RootFilesystemRequest): Promise<Ro
   return { info: seen.value, kernel, features };
 }
 
+/** The filter's fixes and added files, the same for the real run and a measuring one. */
+function filterOptions(req: RootFilesystemRequest, epoch: number | undefined, onKernel: (k: KernelChoice | undefined) => void) {
+  return {
+    hostname: req.hostname,
+    fstab: fstab({ rootFsUuid: req.fsUuid, espUuid: req.espUuid }),
+    ensureDirs: ['boot/efi', 'boot/grub'],
+    extraFiles: req.extraFiles,
+    mtimeClamp: epoch,
+    finalFiles: (seen: RootfsInfo): RootfsFile[] => {
+      const kernel = chooseKernel(seen.kernels, seen.initrds, seen.symlinks);
+      onKernel(kernel);
+      if (!kernel) return [];
+      return [{ path: 'boot/grub/grub.cfg', content: grubConfig({ title: req.title, rootFsUuid: req.fsUuid, kernel, extraCmdline: req.kernelCmdline }), mode: 0o644 }];
+    },
+  };
+}
+
+/**
+ * Streams the image through the filter once more, into nothing, to learn what the content weighs in ext4. Only
+ * run after the content did not fit: the export is the costly part, and sizing by bytes is right for most images.
+ */
+export async function measureRootFilesystem(req: RootFilesystemRequest): Promise<RootfsInfo> {
+  const epoch = req.mtimeClamp ?? buildEpoch(process.env.SOURCE_DATE_EPOCH, undefined);
+  const input = await req.source.export();
+  const { output, info } = filterRootfs(input, filterOptions(req, epoch, () => undefined));
+  try {
+    await pipeline(
+      output,
+      new Writable({
+        write: (_chunk, _enc, done) => done(),
+      }),
+    );
+    return await info;
+  } catch (e) {
+    input.destroy();
+    if (e instanceof C2vError) throw e;
+    throw exportFailed(e as Error);
+  }
+}
+
 function exportFailed(e: Error): C2vError {
   const code = (e as NodeJS.ErrnoException).code;
   const why = code && !e.message.includes(code) ? `${e.message} (${code})` : e.message;
@@ -142,7 +188,7 @@ function mapMke2fsError(e: unknown, sizeBytes: number): unknown {
     return new C2vError('space', `the workspace ran out of space while writing the root filesystem: free space there or point --workdir elsewhere`, { cause: e });
   }
   if (e instanceof C2vError && /Could not allocate|No free space|inode/i.test(text)) {
-    return new C2vError('input', `the image content does not fit the ${formatSize(sizeBytes)} root partition: raise --disk-size (or use --disk-size auto)`, { cause: e, detail: e.detail });
+    return new RootfsTooSmall(sizeBytes, { cause: e, detail: e.detail });
   }
   return e;
 }

@@ -19,6 +19,7 @@ import { containersOf, expectCleanFailure, runC2vWithPid, stagingLeftovers } fro
 const SMALL = 'c2v-test/faults-small:1';
 const RANDOM = 'c2v-test/faults-random:1';
 const MANY = 'c2v-test/faults-many-files:1';
+const MANY_MORE = 'c2v-test/faults-many-more-files:1';
 const MiB = 1024 * 1024;
 
 describe('faults', () => {
@@ -50,12 +51,19 @@ describe('faults', () => {
     const many: TarEntry[] = [{ name: 'many', type: 'dir' }];
     for (let i = 0; i < 20_000; i++) many.push({ name: `many/f${i}`, data: 'x' });
     await importImage(MANY, [...vmSkeleton({ name: 'many' }), ...many]);
+    // 120,000 one-byte files: ~470 MiB of blocks, far more than --disk-size auto gives ~200 KB of content.
+    const more: TarEntry[] = [];
+    for (let d = 0; d < 120; d++) {
+      more.push({ name: `more${d}`, type: 'dir' });
+      for (let i = 0; i < 1000; i++) more.push({ name: `more${d}/f${i}`, data: 'y' });
+    }
+    await importImage(MANY_MORE, [...vmSkeleton({ name: 'many-more' }), ...more]);
   }, 300_000);
 
   afterAll(async () => {
     for (const m of mounts) execFileSync('umount', ['-l', m]);
     if (dir) rmSync(dir, { recursive: true, force: true });
-    await removeImages(SMALL, RANDOM, MANY);
+    await removeImages(SMALL, RANDOM, MANY, MANY_MORE);
   });
 
   it('content larger than --disk-size (by bytes): refused before any work, exit 3', async () => {
@@ -64,11 +72,51 @@ describe('faults', () => {
     await expectCleanFailure(r, 3, /--disk-size 140\.0 MiB is too small for this image .*use at least/, { output: p.ova, dirs: [p.dir] });
   }, 120_000);
 
-  it('content larger than --disk-size (by inodes and blocks: 20,000 tiny files in the minimum size): exit 3', async () => {
+  it('content larger than --disk-size (by inodes and blocks: 20,000 tiny files in the minimum size): measured, exit 3 with the size it needs', async () => {
     const p = place();
     const r = await runC2vWithPid(['convert', MANY, '--no-pull', '--disk-size', '136M', '-o', p.ova]);
-    await expectCleanFailure(r, 3, /the image content does not fit the .* root partition: raise --disk-size/, { output: p.ova, dirs: [p.dir] });
-  }, 120_000);
+    await expectCleanFailure(r, 3, /image content \(200\d\d files and folders, .*\) does not fit --disk-size 136\.0 MiB: use at least \d+(\.\d)? MiB, or --disk-size auto/, {
+      output: p.ova,
+      dirs: [p.dir],
+    });
+    // The size it names is enough.
+    const need = /use at least (\d+(?:\.\d)?) MiB/.exec(r.stderr)![1];
+    const q = place();
+    const ok = await runC2vWithPid(['convert', MANY, '--no-pull', '--disk-size', `${Math.ceil(Number(need))}M`, '-o', q.ova]);
+    expect(ok.exitCode, ok.stderr).toBe(0);
+    (await checkOutput(q.ova)).cleanup();
+  }, 240_000);
+
+  it('20,000 tiny files in a --disk-size with room for their blocks but not for one inode per 8 KiB: same size, more inodes', async () => {
+    const p = place();
+    const r = await runC2vWithPid(['convert', MANY, '--no-pull', '--disk-size', '220M', '--json', '-o', p.ova]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout.trim().split('\n').at(-1)!).diskBytes).toBe(220 * MiB);
+    const out = await checkOutput(p.ova);
+    try {
+      const stats = out.debugfs('stats').toString();
+      expect(Number(/Inode count:\s+(\d+)/.exec(stats)![1])).toBeGreaterThan(20_000);
+      expect(out.debugfs('cat /many/f19999').toString()).toBe('x');
+    } finally {
+      out.cleanup();
+    }
+  }, 240_000);
+
+  it('120,000 tiny files with --disk-size auto: sized by bytes they do not fit, so c2v measures them and sizes again', async () => {
+    const p = place();
+    const r = await runC2vWithPid(['convert', MANY_MORE, '--no-pull', '-o', p.ova]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/more files than its size suggests/);
+    const out = await checkOutput(p.ova);
+    try {
+      expect(out.root.bytes).toBeGreaterThan(470 * MiB);
+      const stats = out.debugfs('stats').toString();
+      expect(Number(/Inode count:\s+(\d+)/.exec(stats)![1])).toBeGreaterThan(120_000);
+      expect(out.debugfs('cat /more119/f999').toString()).toBe('y');
+    } finally {
+      out.cleanup();
+    }
+  }, 300_000);
 
   it('workspace full while mke2fs writes the root filesystem: exit 7, workspace removed', async () => {
     const p = place();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { autoRootBytes, ext4Features, guestHasOldE2fsprogs, minimumRootBytes, mke2fsConfig } from '../../src/plan/rootfs.js';
+import { autoRootBytes, ext4Features, measuredRootSize, guestHasOldE2fsprogs, minimumRootBytes, mke2fsConfig } from '../../src/plan/rootfs.js';
 import { deriveIdentity, derivedUuid, fatUuid } from '../../src/plan/identity.js';
 import { compareDotted, parseMke2fsVersion } from '../../src/adapters/tools.js';
 
@@ -33,6 +33,22 @@ describe('ext4 features for the guest', () => {
     expect(minimumRootBytes(600 * MiB)).toBe(754 * MiB);
     expect(autoRootBytes(600 * MiB)).toBe(1010 * MiB);
     expect(autoRootBytes(4096 * MiB)).toBeGreaterThan(minimumRootBytes(4096 * MiB) + 800 * MiB);
+  });
+
+  it('sizes measured content by its blocks and entries, with an inode for each and to spare', () => {
+    // 120,000 one-byte files: 469 MiB of blocks for 120 KB of bytes.
+    const tiny = measuredRootSize({ entries: 120_000, blocks: 120_000 }, { headroom: false });
+    expect(tiny.bytes).toBeGreaterThan(120_000 * 4096 + 120_000 * 256 + 16 * MiB);
+    expect(tiny.bytes).toBeLessThan(620 * MiB);
+    expect(tiny.bytes % MiB).toBe(0);
+    expect(tiny.inodes).toBeGreaterThanOrEqual(150_000);
+    const auto = measuredRootSize({ entries: 120_000, blocks: 120_000 }, { headroom: true });
+    expect(auto.bytes - tiny.bytes).toBeGreaterThanOrEqual(255 * MiB);
+    expect(auto.inodes).toBeGreaterThanOrEqual(Math.floor(auto.bytes / 8192));
+    // Large files: about the bytes, plus the journal mke2fs gives a filesystem of that size (64 MiB from 2 GiB).
+    const big = measuredRootSize({ entries: 2000, blocks: (4096 * MiB) / 4096 }, { headroom: false });
+    expect(big.bytes).toBeGreaterThan(4096 * MiB + 64 * MiB);
+    expect(big.bytes).toBeLessThan(4096 * MiB * 1.1);
   });
 });
 
