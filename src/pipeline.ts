@@ -62,12 +62,10 @@ export async function convert(opts: ConvertOptions, engine: ImageEngine, reporte
   }
 
   // Host tools are checked before a possibly long build, not after it.
-  await requireTarCapableMke2fs();
-  await requireTools(['grub-mkimage', 'mkfs.vfat', 'zerofree', ...(opts.boot === 'bios' ? [] : ['mmd', 'mcopy'])]);
+  await Promise.all([requireTarCapableMke2fs(), requireTools(['grub-mkimage', 'mkfs.vfat', ...(opts.boot === 'bios' ? [] : ['mmd', 'mcopy'])])]);
   buildEpoch(process.env.SOURCE_DATE_EPOCH, undefined); // a malformed SOURCE_DATE_EPOCH fails here, not after a build
   const workParent = opts.workdir ? path.resolve(opts.workdir) : path.dirname(output);
-  await Workspace.preflight(workParent, path.dirname(output));
-  await engine.sweep().catch(() => 0);
+  await Promise.all([Workspace.preflight(workParent, path.dirname(output)), engine.sweep().catch(() => 0)]);
   const image = await stages.run(
     'acquire',
     input.kind === 'image' ? `Finding image ${input.ref}` : `Building ${path.join(input.contextDir, input.dockerfile)}`,
@@ -172,7 +170,12 @@ export async function convert(opts: ConvertOptions, engine: ImageEngine, reporte
       makeEsp({ diskPath, offsetBytes: esp.offsetBytes, sizeBytes: esp.sizeBytes, volumeId: identity.espVolumeId, efiImagePath: grub.efiImagePath, epoch }),
     );
     await stages.run('partition', 'Writing GPT and boot code', () => writePartitionTables(diskPath, layout, grub));
-    await stages.run('zerofree', 'Zeroing free blocks of the root filesystem', () => zerofreeRoot(diskPath, root.offsetBytes));
+    await stages.run(
+      'zerofree',
+      'Zeroing free blocks of the root filesystem',
+      () => zerofreeRoot(diskPath, root.offsetBytes),
+      (z) => `${z.zeroedBlocks} blocks zeroed; ${formatSize(z.checkedBytes)} of ${formatSize(z.freeBytes)} free space read (the rest are holes)`,
+    );
 
     if (opts.format === 'raw') {
       await ws.publish(diskPath, output);

@@ -82,6 +82,21 @@ export function normalizeRanges(ranges: ByteRange[], size: number): ByteRange[] 
   return out;
 }
 
+/** Where two ascending lists of disjoint ranges overlap. */
+export function intersectRanges(a: readonly ByteRange[], b: readonly ByteRange[]): ByteRange[] {
+  const out: ByteRange[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length && j < b.length) {
+    const start = Math.max(a[i].start, b[j].start);
+    const end = Math.min(a[i].end, b[j].end);
+    if (end > start) out.push({ start, end });
+    if (a[i].end < b[j].end) i++;
+    else j++;
+  }
+  return out;
+}
+
 export async function dataMap(path: string, size: number): Promise<DataMap> {
   try {
     const { stdout } = await run('filefrag', ['-v', path], { env: { LC_ALL: 'C' } });

@@ -11,7 +11,6 @@ const debug = createDebug('c2v:exec');
 export const TOOL_PACKAGES: Record<string, string> = {
   mke2fs: 'e2fsprogs (>= 1.47.1; bookworm-backports)',
   e2fsck: 'e2fsprogs',
-  zerofree: 'zerofree',
   'mkfs.vfat': 'dosfstools',
   mcopy: 'mtools',
   mmd: 'mtools',

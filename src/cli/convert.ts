@@ -21,7 +21,7 @@ const FLAGS = {
   scsi: { type: 'string', describe: `Disk controller: ${SCSI_CONTROLLERS.join(' | ')} [default: pvscsi]` },
   nic: { type: 'string', describe: `Network adapter: ${NICS.join(' | ')} [default: vmxnet3]` },
   'hw-version': { type: 'number', describe: 'Virtual hardware version (vmx-NN; 14 = ESXi 6.7) [default: 14]' },
-  'compress-level': { type: 'number', describe: 'Deflate level of the VMDK grains, 1-9 [default: 6]' },
+  'compress-level': { type: 'number', describe: 'Deflate level of the VMDK grains, 1-9 (higher: smaller, slower) [default: 5]' },
   pull: { type: 'boolean', describe: 'Pull the image when it is not present locally (--no-pull to refuse) [default: true]' },
   init: { type: 'string', describe: 'Init system when c2v adds one: auto | systemd | openrc [default: auto]' },
   'app-service': { type: 'boolean', describe: "Run the image's ENTRYPOINT/CMD as a boot service (--no-app-service to skip) [default: true]" },

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseSize } from './size.js';
+import { DEFAULT_COMPRESS_LEVEL } from '../formats/vmdk.js';
 
 /**
  * Every `convert` setting, declared once: the CLI flags, their help and defaults, and a config file all
@@ -40,7 +41,7 @@ export const convertSchema = z
     scsi: z.enum(SCSI_CONTROLLERS, { message: `--scsi must be one of: ${SCSI_CONTROLLERS.join(', ')}` }).default('pvscsi'),
     nic: z.enum(NICS, { message: `--nic must be one of: ${NICS.join(', ')}` }).default('vmxnet3'),
     hwVersion: z.coerce.number({ message: '--hw-version must be a number' }).int().min(10, '--hw-version must be 10 or newer (vmx-10 = ESXi 5.5)').max(21, '--hw-version must be 21 or older').default(14),
-    compressLevel: z.coerce.number({ message: '--compress-level must be a number' }).int().min(1, '--compress-level must be 1-9').max(9, '--compress-level must be 1-9').default(6),
+    compressLevel: z.coerce.number({ message: '--compress-level must be a number' }).int().min(1, '--compress-level must be 1-9').max(9, '--compress-level must be 1-9').default(DEFAULT_COMPRESS_LEVEL),
     pull: z.boolean().default(true),
     init: z.enum(['auto', 'systemd', 'openrc'], { message: '--init must be one of: auto, systemd, openrc' }).default('auto'),
     appService: z.boolean().default(true),

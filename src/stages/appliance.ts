@@ -10,15 +10,13 @@ export const TEMPLATE_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.
 
 /** Looks into the stopped container for a kernel and an init, without starting it. */
 export async function probeImage(source: RootfsSource, osRelease: Readonly<Record<string, string>>): Promise<ImageProbe> {
-  const boot = await source.listDir('/boot');
+  // Each listing is a round trip to the engine: ask for all of them at once.
+  const [boot, sbin, usrSbin, libSystemd, usrLibSystemd] = await Promise.all(['/boot', '/sbin', '/usr/sbin', '/lib/systemd', '/usr/lib/systemd'].map((d) => source.listDir(d)));
   const hasKernel = boot.some((n) => /^vmlinuz/.test(n));
-  const sbin = [...(await source.listDir('/sbin')), ...(await source.listDir('/usr/sbin'))];
+  const sbinNames = [...sbin, ...usrSbin];
   let init: ImageProbe['init'] = 'none';
-  if (sbin.includes('openrc') || sbin.includes('openrc-init')) init = 'openrc';
-  else if (sbin.includes('init')) {
-    const systemd = [...(await source.listDir('/lib/systemd')), ...(await source.listDir('/usr/lib/systemd'))];
-    init = systemd.includes('systemd') ? 'systemd' : 'other';
-  }
+  if (sbinNames.includes('openrc') || sbinNames.includes('openrc-init')) init = 'openrc';
+  else if (sbinNames.includes('init')) init = [...libSystemd, ...usrLibSystemd].includes('systemd') ? 'systemd' : 'other';
   return { osRelease, hasKernel, init };
 }
 

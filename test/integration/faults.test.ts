@@ -220,15 +220,15 @@ describe('faults', () => {
 
   it('missing host tools: exit 6 before any work, naming every missing tool and its Debian package', async () => {
     const p = place();
-    const bin = path.join(dir, 'bin-without-zerofree');
+    const bin = path.join(dir, 'bin-without-mtools');
     mkdirSync(bin);
-    // Everything c2v runs except zerofree and mkfs.vfat.
-    for (const t of ['mke2fs', 'grub-mkimage', 'mmd', 'mcopy']) {
+    // Everything c2v runs except mcopy and mkfs.vfat.
+    for (const t of ['mke2fs', 'grub-mkimage', 'mmd']) {
       const found = String((await execa('sh', ['-c', `command -v ${t}`])).stdout).trim();
       symlinkSync(found, path.join(bin, t));
     }
     const r = await runC2vWithPid(['convert', SMALL, '--no-pull', '-o', p.ova], { env: { PATH: bin }, extendEnv: true });
-    await expectCleanFailure(r, 6, /missing host tools: mkfs\.vfat \(Debian package dosfstools\), zerofree \(Debian package zerofree\); install with apt-get install dosfstools zerofree/, {
+    await expectCleanFailure(r, 6, /missing host tools: mkfs\.vfat \(Debian package dosfstools\), mcopy \(Debian package mtools\); install with apt-get install dosfstools mtools/, {
       output: p.ova,
       dirs: [p.dir],
     });

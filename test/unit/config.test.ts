@@ -17,7 +17,7 @@ describe('sizes', () => {
 describe('convert settings', () => {
   it('fills defaults', () => {
     const o = convertSchema.parse({ input: 'myapp:1.4' });
-    expect(o).toMatchObject({ format: 'ova', boot: 'hybrid', cpus: 1, memory: 1024, diskSize: 'auto', network: 'VM Network', scsi: 'pvscsi', nic: 'vmxnet3', hwVersion: 14, compressLevel: 6, pull: true });
+    expect(o).toMatchObject({ format: 'ova', boot: 'hybrid', cpus: 1, memory: 1024, diskSize: 'auto', network: 'VM Network', scsi: 'pvscsi', nic: 'vmxnet3', hwVersion: 14, compressLevel: 5, pull: true });
   });
 
   it('rounds disk sizes up to whole MiB', () => {
