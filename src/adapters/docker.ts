@@ -198,7 +198,19 @@ export class DockerEngine implements ImageEngine {
       }
       return tarChildNames(archive as Readable);
     };
-    return { readFile, listDir, export: exportStream, release };
+    const exists = async (p: string): Promise<boolean> => {
+      try {
+        // HEAD of the archive endpoint: the engine stats the path and sends no tar.
+        const res = (await container.infoArchive({ path: p })) as Readable;
+        res.resume();
+        return true;
+      } catch (e) {
+        if ((e as { statusCode?: number }).statusCode === 404) return false;
+        if (isConnectionError(e)) throw engineUnavailable(e);
+        throw new C2vError('engine', `looking for ${p} in the image failed: ${firstLine((e as Error).message)}`, { cause: e });
+      }
+    };
+    return { readFile, listDir, exists, export: exportStream, release };
   }
 
   /**

@@ -37,6 +37,8 @@ export interface RootfsSource {
   readFile(path: string): Promise<Buffer | undefined>;
   /** Names of the entries directly inside a directory (empty when it is absent). */
   listDir(path: string): Promise<string[]>;
+  /** Whether anything (file, directory, symlink, even a dangling one) is at `path`; cheap, reads no content. */
+  exists(path: string): Promise<boolean>;
   /** The whole filesystem as a tar stream. */
   export(): Promise<Readable>;
   /** Removes the temporary container; safe to call more than once, and after a failure. */

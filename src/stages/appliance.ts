@@ -10,13 +10,19 @@ export const TEMPLATE_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.
 
 /** Looks into the stopped container for a kernel and an init, without starting it. */
 export async function probeImage(source: RootfsSource, osRelease: Readonly<Record<string, string>>): Promise<ImageProbe> {
-  // Each listing is a round trip to the engine: ask for all of them at once.
-  const [boot, sbin, usrSbin, libSystemd, usrLibSystemd] = await Promise.all(['/boot', '/sbin', '/usr/sbin', '/lib/systemd', '/usr/lib/systemd'].map((d) => source.listDir(d)));
-  const hasKernel = boot.some((n) => /^vmlinuz/.test(n));
-  const sbinNames = [...sbin, ...usrSbin];
+  // Existence checks are cheap for the engine; listing /boot makes it tar the kernel and initrd, so that is the
+  // last resort, for kernels with no well-known name (RHEL's /boot/vmlinuz-<version> only).
+  const has = async (paths: string[]): Promise<boolean> => (await Promise.all(paths.map((p) => source.exists(p)))).some(Boolean);
+  const [knownKernel, openrc, sysvInit, systemd] = await Promise.all([
+    has(['/vmlinuz', '/boot/vmlinuz', '/boot/vmlinuz-virt', '/boot/vmlinuz-lts']),
+    has(['/sbin/openrc', '/sbin/openrc-init', '/usr/sbin/openrc', '/usr/sbin/openrc-init']),
+    has(['/sbin/init', '/usr/sbin/init']),
+    has(['/lib/systemd/systemd', '/usr/lib/systemd/systemd']),
+  ]);
+  const hasKernel = knownKernel || (await source.listDir('/boot')).some((n) => /^vmlinuz/.test(n));
   let init: ImageProbe['init'] = 'none';
-  if (sbinNames.includes('openrc') || sbinNames.includes('openrc-init')) init = 'openrc';
-  else if (sbinNames.includes('init')) init = [...libSystemd, ...usrLibSystemd].includes('systemd') ? 'systemd' : 'other';
+  if (openrc) init = 'openrc';
+  else if (sysvInit) init = systemd ? 'systemd' : 'other';
   return { osRelease, hasKernel, init };
 }
 

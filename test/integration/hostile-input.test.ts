@@ -212,6 +212,7 @@ describe('entries docker rewrites or refuses, fed to the root filesystem stage d
     const source: RootfsSource = {
       readFile: async () => undefined,
       listDir: async () => [],
+      exists: async () => false,
       export: async () => Readable.from([tar]),
       release: async () => {},
     };
