@@ -7,6 +7,8 @@ import { execa } from 'execa';
 import { C2vError } from '../errors.js';
 
 const debug = createDebug('c2v:qemu');
+/** How long a partial serial line must stay unchanged before a marker may match it. */
+const PARTIAL_LINE_QUIET_MS = 1500;
 
 export type Firmware = 'bios' | 'efi';
 export type DiskBus = 'pvscsi' | 'lsi' | 'ahci' | 'virtio';
@@ -73,6 +75,35 @@ export function qemuArgs(req: BootRequest, varsPath: string | undefined, accel: 
 }
 
 /**
+ * Reads a serial console as it arrives, in pieces: CRs and terminal escapes dropped, whole lines matched against
+ * the marker, and a trailing partial line (a prompt like "login: ", which ends without a newline) reported apart,
+ * for the caller to accept only once the guest has gone quiet.
+ */
+export class SerialWatch {
+  serial = '';
+  private pending = '';
+  constructor(
+    private readonly marker: RegExp,
+    private readonly onLine?: (line: string) => void,
+  ) {}
+
+  push(text: string): { line?: string; partial?: string } {
+    const clean = text.replace(/\r/g, '').replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
+    this.serial += clean;
+    this.pending += clean;
+    const lines = this.pending.split('\n');
+    this.pending = lines.pop() ?? '';
+    let line: string | undefined;
+    for (const l of lines) {
+      this.onLine?.(l);
+      if (line === undefined && this.marker.test(l)) line = l;
+    }
+    if (line !== undefined) return { line };
+    return this.pending && this.marker.test(this.pending) ? { partial: this.pending } : {};
+  }
+}
+
+/**
  * Boots a disk under QEMU and waits for a line on the serial console. Software emulation (TCG) by default,
  * KVM with C2V_QEMU_ACCEL=kvm.
  */
@@ -91,44 +122,44 @@ export async function bootUntil(req: BootRequest): Promise<BootResult> {
   debug('qemu-system-x86_64 %s', args.join(' '));
   const t0 = performance.now();
   const child = execa('qemu-system-x86_64', args, { stdin: 'ignore', reject: false, buffer: false, stripFinalNewline: false });
-  let serial = '';
-  let pending = '';
+  const watch = new SerialWatch(req.marker, req.onLine);
   const stop = async () => {
     child.kill('SIGTERM');
     await child.catch(() => undefined);
     await rm(tmp, { recursive: true, force: true });
   };
+  let matchedAt: number | undefined;
   try {
     const line = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new C2vError('input', `the guest did not print ${req.marker} on its serial console within ${Math.round(req.timeoutMs / 1000)} s`, { detail: serial.slice(-4000) })), req.timeoutMs);
+      const timer = setTimeout(() => reject(new C2vError('input', `the guest did not print ${req.marker} on its serial console within ${Math.round(req.timeoutMs / 1000)} s`, { detail: watch.serial.slice(-4000) })), req.timeoutMs);
+      // A prompt ("login: ") ends without a newline, so a partial line may match too, but only once the guest
+      // has gone quiet: serial output arrives in pieces, and a line caught half-way would lose its end.
+      let settle: NodeJS.Timeout | undefined;
+      const done = (l: string, at = performance.now()) => {
+        matchedAt ??= at;
+        clearTimeout(timer);
+        clearTimeout(settle);
+        resolve(l);
+      };
       child.stdout!.on('data', (chunk: Buffer) => {
-        // Serial output carries CRs and terminal escapes; strip them so markers match whole lines.
-        const text = chunk.toString('utf8').replace(/\r/g, '').replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
-        serial += text;
-        pending += text;
-        const lines = pending.split('\n');
-        pending = lines.pop() ?? '';
-        for (const l of lines) {
-          req.onLine?.(l);
-          if (req.marker.test(l)) {
-            clearTimeout(timer);
-            resolve(l);
-          }
-        }
-        // A prompt ("login: ") ends without a newline; match the partial line too.
-        if (pending && req.marker.test(pending)) {
-          clearTimeout(timer);
-          resolve(pending);
+        clearTimeout(settle);
+        const seen = watch.push(chunk.toString('utf8'));
+        if (seen.line !== undefined) done(seen.line);
+        else if (seen.partial !== undefined) {
+          const partial = seen.partial;
+          const at = performance.now();
+          settle = setTimeout(() => done(partial, at), PARTIAL_LINE_QUIET_MS);
         }
       });
       let stderr = '';
       child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
       void child.then((r) => {
         clearTimeout(timer);
-        reject(new C2vError('tool', `qemu exited (code ${r.exitCode ?? r.signal}) before the marker appeared${stderr ? `: ${stderr.trim().split('\n').pop()}` : ''}`, { detail: serial.slice(-4000) }));
+        clearTimeout(settle);
+        reject(new C2vError('tool', `qemu exited (code ${r.exitCode ?? r.signal}) before the marker appeared${stderr ? `: ${stderr.trim().split('\n').pop()}` : ''}`, { detail: watch.serial.slice(-4000) }));
       });
     });
-    return { seconds: (performance.now() - t0) / 1000, line, serial, stop };
+    return { seconds: ((matchedAt ?? performance.now()) - t0) / 1000, line, serial: watch.serial, stop };
   } catch (e) {
     await stop();
     throw e;
