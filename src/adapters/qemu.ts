@@ -1,5 +1,5 @@
 import { copyFile, mkdtemp, rm } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import createDebug from 'debug';
@@ -9,6 +9,67 @@ import { C2vError } from '../errors.js';
 const debug = createDebug('c2v:qemu');
 /** How long a partial serial line must stay unchanged before a marker may match it. */
 const PARTIAL_LINE_QUIET_MS = 1500;
+
+/**
+ * Under KVM a kernel prints its banner (or timestamped log lines) on ttyS0 within a second or two of GRUB loading
+ * it. On some hosts /dev/kvm opens and runs the firmware and GRUB, and then the kernel hangs without a word.
+ */
+const KERNEL_ALIVE = /Linux version \d|^\[\s*\d+\.\d+\]/m;
+const GRUB_LOADING = /Loading \/\S*vmlinu/;
+/** After GRUB's "Loading" line, under KVM. */
+const KVM_KERNEL_SILENCE_MS = 10_000;
+/** From the start to GRUB's "Loading" line, under KVM (firmware and a one-second menu take a few seconds). */
+const KVM_GRUB_SILENCE_MS = 15_000;
+
+export type Accel = 'kvm' | 'tcg';
+export type AccelChoice = Accel | 'auto';
+
+/** C2V_QEMU_ACCEL: auto (default: KVM when it is there and boots a kernel, else TCG), kvm or tcg. */
+export function accelChoice(value = process.env.C2V_QEMU_ACCEL): AccelChoice {
+  if (value === undefined || value === '' || value === 'auto') return 'auto';
+  if (value === 'kvm' || value === 'tcg') return value;
+  throw new C2vError('usage', `C2V_QEMU_ACCEL must be auto, kvm or tcg (got "${value}")`);
+}
+
+/** Whether KVM booted a kernel in this process: asked once, not once per boot. */
+let kvmBootsKernels: boolean | undefined;
+
+/**
+ * A stalled KVM is remembered until the host reboots (keyed by its boot id), so that every later run skips the
+ * trial rather than paying for it again.
+ */
+function stallRecord(): string {
+  let bootId = 'unknown';
+  try {
+    bootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    // not Linux's procfs: remember per process only
+  }
+  return path.join(os.tmpdir(), `c2v-kvm-stalls-${bootId}`);
+}
+
+/** Forgets what was learnt about KVM here, so that the next `auto` boot tries it again. */
+export function forgetKvmVerdict(): void {
+  kvmBootsKernels = undefined;
+  rmSync(stallRecord(), { force: true });
+}
+
+/** Whether the last `auto` boot found KVM stalling (and fell back to TCG). */
+export function kvmStallRecorded(): boolean {
+  return existsSync(stallRecord());
+}
+
+export function kvmOpens(): boolean {
+  try {
+    accessSync('/dev/kvm', constants.R_OK | constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** KVM ran GRUB but the kernel never spoke: the signal to boot again under TCG. */
+class KvmStalled extends Error {}
 
 export type Firmware = 'bios' | 'efi';
 export type DiskBus = 'pvscsi' | 'lsi' | 'ahci' | 'virtio';
@@ -27,11 +88,14 @@ export interface BootRequest {
   /** The boot passes when a serial console line matches this. */
   marker: RegExp;
   timeoutMs: number;
+  /** Default: C2V_QEMU_ACCEL, else auto. */
+  accel?: AccelChoice;
   onLine?: (line: string) => void;
 }
 
 export interface BootResult {
   seconds: number;
+  accel: Accel;
   /** The matching line. */
   line: string;
   /** Everything the guest printed on ttyS0 until the marker. */
@@ -104,10 +168,34 @@ export class SerialWatch {
 }
 
 /**
- * Boots a disk under QEMU and waits for a line on the serial console. Software emulation (TCG) by default,
- * KVM with C2V_QEMU_ACCEL=kvm.
+ * Boots a disk under QEMU and waits for a line on the serial console. With `auto`, KVM when /dev/kvm opens and
+ * a kernel booted under it speaks; when it stays silent the boot starts again under TCG (software emulation, tens
+ * of seconds), and later boots go straight to TCG until the host reboots.
  */
 export async function bootUntil(req: BootRequest): Promise<BootResult> {
+  const choice = req.accel ?? accelChoice();
+  if (choice !== 'auto') return bootOnce(req, choice, false);
+  if (kvmBootsKernels === undefined && existsSync(stallRecord())) kvmBootsKernels = false;
+  if (kvmBootsKernels === false || !kvmOpens()) return bootOnce(req, 'tcg', false);
+  try {
+    const result = await bootOnce(req, 'kvm', kvmBootsKernels !== true);
+    kvmBootsKernels = true;
+    return result;
+  } catch (e) {
+    if (!(e instanceof KvmStalled)) throw e;
+    kvmBootsKernels = false;
+    try {
+      writeFileSync(stallRecord(), `${e.message}\n`);
+    } catch {
+      // a read-only tmp: this process still remembers
+    }
+    debug('%s; booting again under TCG', e.message);
+    req.onLine?.(`c2v: ${e.message}; booting again under TCG (slower)`);
+    return bootOnce(req, 'tcg', false);
+  }
+}
+
+async function bootOnce(req: BootRequest, accel: Accel, watchKernel: boolean): Promise<BootResult> {
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'c2v-qemu-'));
   let varsPath: string | undefined;
   if (req.firmware === 'efi') {
@@ -115,9 +203,6 @@ export async function bootUntil(req: BootRequest): Promise<BootResult> {
     varsPath = path.join(tmp, 'OVMF_VARS.fd');
     await copyFile(OVMF.vars, varsPath);
   }
-  // TCG unless asked: /dev/kvm can exist, run the firmware, and still hang the guest kernel (seen here), so
-  // "KVM opens" is no proof that it works.
-  const accel = process.env.C2V_QEMU_ACCEL ?? 'tcg';
   const args = qemuArgs(req, varsPath, accel);
   debug('qemu-system-x86_64 %s', args.join(' '));
   const t0 = performance.now();
@@ -135,15 +220,35 @@ export async function bootUntil(req: BootRequest): Promise<BootResult> {
       // A prompt ("login: ") ends without a newline, so a partial line may match too, but only once the guest
       // has gone quiet: serial output arrives in pieces, and a line caught half-way would lose its end.
       let settle: NodeJS.Timeout | undefined;
+      // Under KVM on trial: GRUB must get to its "Loading" line, and the kernel must then speak, in time.
+      let stall: NodeJS.Timeout | undefined;
+      const stalled = (what: string) => () => {
+        clearTimeout(timer);
+        clearTimeout(settle);
+        reject(new KvmStalled(`under KVM, ${what}`));
+      };
+      if (watchKernel) stall = setTimeout(stalled(`the guest did not load a kernel within ${KVM_GRUB_SILENCE_MS / 1000} s`), KVM_GRUB_SILENCE_MS);
+      let grubLoaded = false;
       const done = (l: string, at = performance.now()) => {
         matchedAt ??= at;
         clearTimeout(timer);
         clearTimeout(settle);
+        clearTimeout(stall);
         resolve(l);
       };
       child.stdout!.on('data', (chunk: Buffer) => {
         clearTimeout(settle);
         const seen = watch.push(chunk.toString('utf8'));
+        if (watchKernel && stall) {
+          if (KERNEL_ALIVE.test(watch.serial)) {
+            clearTimeout(stall);
+            stall = undefined;
+          } else if (!grubLoaded && GRUB_LOADING.test(watch.serial)) {
+            grubLoaded = true;
+            clearTimeout(stall);
+            stall = setTimeout(stalled(`the kernel printed nothing within ${KVM_KERNEL_SILENCE_MS / 1000} s of GRUB loading it`), KVM_KERNEL_SILENCE_MS);
+          }
+        }
         if (seen.line !== undefined) done(seen.line);
         else if (seen.partial !== undefined) {
           const partial = seen.partial;
@@ -156,10 +261,11 @@ export async function bootUntil(req: BootRequest): Promise<BootResult> {
       void child.then((r) => {
         clearTimeout(timer);
         clearTimeout(settle);
+        clearTimeout(stall);
         reject(new C2vError('tool', `qemu exited (code ${r.exitCode ?? r.signal}) before the marker appeared${stderr ? `: ${stderr.trim().split('\n').pop()}` : ''}`, { detail: watch.serial.slice(-4000) }));
       });
     });
-    return { seconds: ((matchedAt ?? performance.now()) - t0) / 1000, line, serial: watch.serial, stop };
+    return { seconds: ((matchedAt ?? performance.now()) - t0) / 1000, accel, line, serial: watch.serial, stop };
   } catch (e) {
     await stop();
     throw e;

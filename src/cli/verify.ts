@@ -52,7 +52,7 @@ export function verifyCommand(y: Argv<GlobalFlags>) {
         if (argv.json) JsonReporter.emit({ event: 'verified', ...r });
         else
           process.stderr.write(
-            `✔ ${r.firmware.toUpperCase()} boot (${r.bus} disk, ${r.nic} NIC): default target in ${r.bootSeconds.toFixed(1)} s` +
+            `✔ ${r.firmware.toUpperCase()} boot (${r.bus} disk, ${r.nic} NIC, ${r.accel.toUpperCase()}): default target in ${r.bootSeconds.toFixed(1)} s` +
               (r.httpBody !== undefined ? `; HTTP answered after ${r.httpSeconds?.toFixed(1)} s more: ${r.httpBody.trim().slice(0, 80)}` : '') +
               '\n',
           );

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import * as tar from 'tar-stream';
 import { C2vError } from '../errors.js';
-import { bootUntil, type DiskBus, type Firmware, type NicModel } from '../adapters/qemu.js';
+import { bootUntil, type Accel, type DiskBus, type Firmware, type NicModel } from '../adapters/qemu.js';
 import { readOvfHardware, type OvfHardware } from '../plan/ovf-read.js';
 
 export interface VerifyRequest {
@@ -22,6 +22,7 @@ export interface VerifyResult {
   firmware: Firmware;
   bus: DiskBus;
   nic: NicModel;
+  accel: Accel;
   bootSeconds: number;
   httpSeconds?: number;
   httpBody?: string;
@@ -123,7 +124,7 @@ export async function verifyOva(req: VerifyRequest): Promise<VerifyResult[]> {
         // Reaching the target is not enough: a failed fsck or mount still lets the boot get there.
         const failed = [...boot.serial.matchAll(/\[FAILED\] Failed to (?:start|mount|activate) (.+?)\.?$/gm)].map((m) => m[1].trim());
         if (failed.length) throw new C2vError('input', `${firmware.toUpperCase()} boot reached its target with failed units: ${failed.join('; ')}`);
-        const result: VerifyResult = { firmware, bus, nic, bootSeconds: boot.seconds };
+        const result: VerifyResult = { firmware, bus, nic, accel: boot.accel, bootSeconds: boot.seconds };
         if (req.http && hostPort) {
           const h0 = Date.now();
           result.httpBody = await waitForHttp(hostPort, req.http.text, t0 + req.timeoutSeconds * 1000);

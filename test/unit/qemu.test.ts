@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SerialWatch } from '../../src/adapters/qemu.js';
+import { accelChoice, SerialWatch } from '../../src/adapters/qemu.js';
 import { BOOTED } from '../../src/stages/verify.js';
 
 describe('serial console watching', () => {
@@ -21,5 +21,16 @@ describe('serial console watching', () => {
     const w = new SerialWatch(/READY/, (l) => lines.push(l));
     expect(w.push('a\nREADY 1\nREADY 2\nb')).toEqual({ line: 'READY 1' });
     expect(lines).toEqual(['a', 'READY 1', 'READY 2']);
+  });
+});
+
+describe('accelerator choice (C2V_QEMU_ACCEL)', () => {
+  it('is auto unless set, takes kvm and tcg, and refuses anything else with a usage error', () => {
+    expect(accelChoice(undefined)).toBe('auto');
+    expect(accelChoice('')).toBe('auto');
+    expect(accelChoice('auto')).toBe('auto');
+    expect(accelChoice('kvm')).toBe('kvm');
+    expect(accelChoice('tcg')).toBe('tcg');
+    expect(() => accelChoice('hvf')).toThrow(/C2V_QEMU_ACCEL must be auto, kvm or tcg \(got "hvf"\)/);
   });
 });
