@@ -12,7 +12,7 @@ import { OVF_SCHEMA } from './env.js';
  * Throws on the first failure, with the tool's output.
  */
 export interface CheckedOutput {
-  /** Where the OVA was unpacked; holds disk.raw too. Removed by cleanup(). */
+  /** Where the package's files are: the OVA unpacked (removed by cleanup()), or the --format ovf folder. */
   dir: string;
   members: string[];
   ovf: string;
@@ -49,65 +49,87 @@ export async function checkOutput(ovaPath: string): Promise<CheckedOutput> {
     }
     tool('tar', ['-xf', ovaPath, '-C', dir]);
     if (readdirSync(dir).sort().join() !== [...members].sort().join()) throw new Error(`OVA unpacks to more than its listing: ${readdirSync(dir).join(', ')}`);
-    const [ovfName, mfName, vmdkName] = members;
-
-    const mf = readFileSync(path.join(dir, mfName), 'utf8');
-    const listed = new Map<string, string>();
-    for (const line of mf.trimEnd().split('\n')) {
-      const m = /^SHA256\(([^()/]+)\)= ([0-9a-f]{64})$/.exec(line);
-      if (!m) throw new Error(`manifest line not in vSphere's form: ${JSON.stringify(line)}`);
-      listed.set(m[1], m[2]);
-    }
-    for (const name of [ovfName, vmdkName]) {
-      const actual = await sha256File(path.join(dir, name));
-      if (listed.get(name) !== actual) throw new Error(`manifest says ${listed.get(name)} for ${name}, the file hashes to ${actual}`);
-    }
-    if (listed.size !== 2) throw new Error(`manifest lists ${[...listed.keys()].join(', ')}`);
-
-    const ovfPath = path.join(dir, ovfName);
-    tool('xmllint', ['--noout', '--nonet', '--schema', OVF_SCHEMA, ovfPath]);
-    const ovf = readFileSync(ovfPath, 'utf8');
-    const vmdkPath = path.join(dir, vmdkName);
-    if (!ovf.includes(`ovf:href="${vmdkName}"`) || !ovf.includes(`ovf:size="${statSync(vmdkPath).size}"`)) {
-      throw new Error(`the OVF does not reference ${vmdkName} with its exact size ${statSync(vmdkPath).size}`);
-    }
-
-    const check = tool('qemu-img', ['check', '-f', 'vmdk', vmdkPath]);
-    if (!/No errors were found/.test(check)) throw new Error(`qemu-img check: ${check}`);
-    const raw = path.join(dir, 'disk.raw');
-    // Inflating every grain is the strict VMDK check (qemu-img check only looks at the tables).
-    tool('qemu-img', ['convert', '-f', 'vmdk', '-O', 'raw', vmdkPath, raw]);
-    tool('sgdisk', ['-v', raw]);
-
-    const parts = JSON.parse(tool('sfdisk', ['--json', raw])).partitiontable.partitions as { start: number; size: number; type: string }[];
-    const find = (type: string) => {
-      const p = parts.find((x) => x.type.toUpperCase() === type);
-      if (!p) throw new Error(`no partition of type ${type} in ${JSON.stringify(parts)}`);
-      return { offset: p.start * 512, bytes: p.size * 512 };
-    };
-    const root = find(ROOT_TYPE);
-    const esp = find(ESP_TYPE);
-    const rootDev = `${raw}?offset=${root.offset}`;
-    tool('e2fsck', ['-fn', rootDev]);
-    const espImg = path.join(dir, 'esp.img');
-    execFileSync('dd', [`if=${raw}`, `of=${espImg}`, 'bs=1M', 'iflag=skip_bytes,count_bytes', `skip=${esp.offset}`, `count=${esp.bytes}`, 'status=none']);
-    tool('fsck.vfat', ['-n', espImg]);
-    rmSync(espImg);
-
-    return {
-      dir,
-      members,
-      ovf,
-      raw,
-      root,
-      esp,
-      debugfs: (request) => execFileSync('debugfs', ['-R', request, rootDev], { stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 64 << 20 }),
-      cleanup: () => rmSync(dir, { recursive: true, force: true }),
-    };
+    return await checkPackage(dir, members, dir);
   } catch (e) {
     rmSync(dir, { recursive: true, force: true });
     throw e;
   }
+}
+
+/** The same checks on a `--format ovf` folder: exactly an .ovf, an .mf and a .vmdk. The folder is left alone. */
+export async function checkOvfFolder(folder: string): Promise<CheckedOutput> {
+  const names = readdirSync(folder).sort();
+  const ovfName = names.find((n) => n.endsWith('.ovf'));
+  const mfName = names.find((n) => n.endsWith('.mf'));
+  const vmdkName = names.find((n) => n.endsWith('.vmdk'));
+  if (names.length !== 3 || !ovfName || !mfName || !vmdkName) throw new Error(`OVF folder holds ${names.join(', ')}, not one .ovf, .mf and .vmdk`);
+  const work = mkdtempSync(path.join(os.tmpdir(), 'c2v-check-'));
+  try {
+    return await checkPackage(folder, [ovfName, mfName, vmdkName], work);
+  } catch (e) {
+    rmSync(work, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+/** Manifest, OVF and VMDK checks on the files in `dir`; the inflated disk goes to `work`, which cleanup() removes. */
+async function checkPackage(dir: string, members: string[], work: string): Promise<CheckedOutput> {
+  const [ovfName, mfName, vmdkName] = members;
+
+  const mf = readFileSync(path.join(dir, mfName), 'utf8');
+  const listed = new Map<string, string>();
+  for (const line of mf.trimEnd().split('\n')) {
+    const m = /^SHA256\(([^()/]+)\)= ([0-9a-f]{64})$/.exec(line);
+    if (!m) throw new Error(`manifest line not in vSphere's form: ${JSON.stringify(line)}`);
+    listed.set(m[1], m[2]);
+  }
+  for (const name of [ovfName, vmdkName]) {
+    const actual = await sha256File(path.join(dir, name));
+    if (listed.get(name) !== actual) throw new Error(`manifest says ${listed.get(name)} for ${name}, the file hashes to ${actual}`);
+  }
+  if (listed.size !== 2) throw new Error(`manifest lists ${[...listed.keys()].join(', ')}`);
+
+  const ovfPath = path.join(dir, ovfName);
+  tool('xmllint', ['--noout', '--nonet', '--schema', OVF_SCHEMA, ovfPath]);
+  const ovf = readFileSync(ovfPath, 'utf8');
+  const vmdkPath = path.join(dir, vmdkName);
+  if (!ovf.includes(`ovf:href="${vmdkName}"`) || !ovf.includes(`ovf:size="${statSync(vmdkPath).size}"`)) {
+    throw new Error(`the OVF does not reference ${vmdkName} with its exact size ${statSync(vmdkPath).size}`);
+  }
+
+  const check = tool('qemu-img', ['check', '-f', 'vmdk', vmdkPath]);
+  if (!/No errors were found/.test(check)) throw new Error(`qemu-img check: ${check}`);
+  const raw = path.join(work, 'disk.raw');
+  // Inflating every grain is the strict VMDK check (qemu-img check only looks at the tables).
+  tool('qemu-img', ['convert', '-f', 'vmdk', '-O', 'raw', vmdkPath, raw]);
+  return { dir, members, ovf, ...checkDisk(raw), cleanup: () => rmSync(work, { recursive: true, force: true }) };
+}
+
+/** GPT, root filesystem and ESP checks on a raw disk image. */
+export function checkDisk(raw: string): Omit<CheckedOutput, 'dir' | 'members' | 'ovf' | 'cleanup'> {
+  tool('sgdisk', ['-v', raw]);
+
+  const parts = JSON.parse(tool('sfdisk', ['--json', raw])).partitiontable.partitions as { start: number; size: number; type: string }[];
+  const find = (type: string) => {
+    const p = parts.find((x) => x.type.toUpperCase() === type);
+    if (!p) throw new Error(`no partition of type ${type} in ${JSON.stringify(parts)}`);
+    return { offset: p.start * 512, bytes: p.size * 512 };
+  };
+  const root = find(ROOT_TYPE);
+  const esp = find(ESP_TYPE);
+  const rootDev = `${raw}?offset=${root.offset}`;
+  tool('e2fsck', ['-fn', rootDev]);
+  const espImg = `${raw}.esp.img`;
+  execFileSync('dd', [`if=${raw}`, `of=${espImg}`, 'bs=1M', 'iflag=skip_bytes,count_bytes', `skip=${esp.offset}`, `count=${esp.bytes}`, 'status=none']);
+  tool('fsck.vfat', ['-n', espImg]);
+  rmSync(espImg);
+
+  return {
+    raw,
+    root,
+    esp,
+    debugfs: (request) => execFileSync('debugfs', ['-R', request, rootDev], { stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 64 << 20 }),
+  };
 }
 
 /** Parsed `debugfs stat` of one path. */

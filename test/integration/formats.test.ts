@@ -1,0 +1,69 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkDisk, checkOutput, checkOvfFolder, sha256File } from '../helpers/check-output.js';
+import { vmSkeleton } from '../helpers/crafted-tar.js';
+import { requireDockerEngine } from '../helpers/env.js';
+import { importImage, removeImages } from '../helpers/images.js';
+import { runC2vWithPid } from '../helpers/leftovers.js';
+
+/**
+ * Every --format from one image with the same options: the OVA, the OVF folder, the bare VMDK and the raw disk
+ * hold the same disk, and each passes the checks that apply to it.
+ */
+const IMAGE = 'c2v-test/formats:1';
+
+describe('output formats', () => {
+  let dir: string;
+  const out = (name: string) => path.join(dir, name);
+  const convert = async (format: string, output: string) => {
+    const r = await runC2vWithPid(['convert', IMAGE, '--no-pull', '--name', 'fmt', '--format', format, '-o', output]);
+    expect(r.exitCode, r.stderr).toBe(0);
+  };
+
+  beforeAll(async () => {
+    requireDockerEngine();
+    dir = mkdtempSync(path.join(os.tmpdir(), 'c2v-formats-'));
+    await importImage(IMAGE, vmSkeleton({ name: 'formats' }));
+    await convert('ova', out('fmt.ova'));
+    await convert('ovf', out('fmt-ovf'));
+    await convert('vmdk', out('fmt.vmdk'));
+    await convert('raw', out('fmt.raw'));
+  }, 300_000);
+
+  afterAll(async () => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+    await removeImages(IMAGE);
+  });
+
+  it('leaves only the four outputs in the folder, no workspace', () => {
+    expect(readdirSync(dir).sort()).toEqual(['fmt-ovf', 'fmt.ova', 'fmt.raw', 'fmt.vmdk']);
+  });
+
+  it('--format ovf: a folder with the .ovf, .mf and .vmdk that pass the OVA checks', async () => {
+    expect(readdirSync(out('fmt-ovf')).sort()).toEqual(['fmt-disk1.vmdk', 'fmt.mf', 'fmt.ovf']);
+    (await checkOvfFolder(out('fmt-ovf'))).cleanup();
+  }, 120_000);
+
+  it('--format raw: a GPT disk with a clean root filesystem and ESP', () => {
+    checkDisk(out('fmt.raw'));
+  }, 60_000);
+
+  it('--format vmdk: the same disk as --format raw, and the same bytes as the VMDK inside the OVA and the folder', async () => {
+    const cmp = execFileSync('qemu-img', ['compare', '-f', 'raw', '-F', 'vmdk', out('fmt.raw'), out('fmt.vmdk')], { encoding: 'utf8' });
+    expect(cmp).toMatch(/Images are identical/);
+    const vmdk = await sha256File(out('fmt.vmdk'));
+    expect(await sha256File(path.join(out('fmt-ovf'), 'fmt-disk1.vmdk'))).toBe(vmdk);
+    const ova = await checkOutput(out('fmt.ova'));
+    try {
+      expect(await sha256File(path.join(ova.dir, 'fmt-disk1.vmdk'))).toBe(vmdk);
+      // The OVA's OVF is padded with trailing whitespace to the room reserved for it; the XML is the same.
+      expect(ova.ovf.trimEnd()).toBe(readFileSync(path.join(out('fmt-ovf'), 'fmt.ovf'), 'utf8').trimEnd());
+    } finally {
+      ova.cleanup();
+    }
+    expect(statSync(out('fmt.vmdk')).size).toBeLessThan(statSync(out('fmt.raw')).size);
+  }, 120_000);
+});
