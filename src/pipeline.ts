@@ -297,7 +297,8 @@ function refitDisk(measured: RootfsInfo, opts: ConvertOptions, identity: Identit
   const guids = guidsOf(identity);
   if (opts.diskSize === 'auto') {
     const size = measuredRootSize(measured, { headroom: true });
-    return { layout: planLayout({ rootBytes: Math.max(size.bytes, current.partitions.find((p) => p.role === 'root')!.sizeBytes), guids }), inodes: size.inodes };
+    const rootBytes = Math.max(size.bytes, current.partitions.find((p) => p.role === 'root')!.sizeBytes);
+    return { layout: planLayout({ rootBytes, guids }), inodes: Math.max(size.inodes, Math.floor(rootBytes / 8192)) };
   }
   const need = measuredRootSize(measured, { headroom: false });
   const root = current.partitions.find((p) => p.role === 'root')!;
