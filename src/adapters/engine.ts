@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { ImageCommand } from '../plan/app-service.js';
 
 /** What c2v needs to know about an image; engine-neutral so kaniko or a daemonless reader can fill it too. */
 export interface ImageInfo {
@@ -10,15 +11,7 @@ export interface ImageInfo {
   /** Uncompressed size of all layers, used to size the root filesystem. */
   sizeBytes: number;
   created?: string;
-  config: {
-    entrypoint: string[];
-    cmd: string[];
-    env: string[];
-    workingDir: string;
-    user: string;
-    exposedPorts: string[];
-    labels: Record<string, string>;
-  };
+  config: ImageCommand & { labels: Record<string, string> };
 }
 
 export interface BuildRequest {
