@@ -109,6 +109,7 @@ async function main() {
   const levelRows = [];
   const e2eRows = [];
   const stageRows = [];
+  const engineRows = [];
 
   for (const img of images) {
     const dir = path.join(WORK, img.ref.split('/')[1].split(':')[0]);
@@ -152,6 +153,15 @@ async function main() {
         ]);
       }
       if (img === SMALL) levelRows.push([level, f2(w.seconds), mb(info.bytes), `${f2(info.bytes / qBytes)}`]);
+      if (img === SMALL && level === DEFAULT_LEVEL) {
+        engineRows.push([info.engine, f2(w.seconds), mb(info.bytes), 'reference']);
+        // The fallback engines on the same disk: what a machine without the native module gets.
+        for (const engine of ['libdeflate-wasm', 'zlib'].filter((e) => e !== info.engine)) {
+          log(`${img.label}: c2v VMDK writer, level ${level}, ${engine}`);
+          const e = JSON.parse((await must('node', [path.join(HERE, 'vmdk-writer.mjs'), raw, out, String(level), engine])).stdout);
+          engineRows.push([engine, f2(e.seconds), mb(e.bytes), e.sha256 === info.sha256 ? 'same bytes' : 'different bytes']);
+        }
+      }
       await rm(out);
     }
     await rm(raw);
@@ -188,6 +198,7 @@ async function main() {
     ['image', 'qemu-img s', 'qemu-img MB', 'c2v s', 'c2v MB', 'speed-up', 'size c2v/qemu', 'c2v read MB / disk MB', 'c2v RSS MiB', 'qemu-img compare'],
     vmdkRows,
   );
+  table(`Deflate engines (c2v VMDK writer, debian-vm, level ${DEFAULT_LEVEL})`, ['engine', 'seconds', 'MB', 'VMDK'], engineRows);
   table('--compress-level curve (c2v VMDK writer, debian-vm)', ['level', 'seconds', 'MB', 'size vs qemu-img'], levelRows);
   table(
     'End to end, image already built, OVA out',

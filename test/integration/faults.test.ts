@@ -22,6 +22,19 @@ const MANY = 'c2v-test/faults-many-files:1';
 const MANY_MORE = 'c2v-test/faults-many-more-files:1';
 const MiB = 1024 * 1024;
 
+/** The OVA's root filesystem has room for more than `minInodes` files, holds `file` with `content`, and is at least `minRootBytes`. */
+async function expectRoot(ova: string, want: { minInodes: number; file: string; content: string; minRootBytes?: number }): Promise<void> {
+  const out = await checkOutput(ova);
+  try {
+    if (want.minRootBytes !== undefined) expect(out.root.bytes).toBeGreaterThan(want.minRootBytes);
+    const stats = out.debugfs('stats').toString();
+    expect(Number(/Inode count:\s+(\d+)/.exec(stats)![1])).toBeGreaterThan(want.minInodes);
+    expect(out.debugfs(`cat ${want.file}`).toString()).toBe(want.content);
+  } finally {
+    out.cleanup();
+  }
+}
+
 describe('faults', () => {
   let dir: string;
   const mounts: string[] = [];
@@ -92,14 +105,7 @@ describe('faults', () => {
     const r = await runC2vWithPid(['convert', MANY, '--no-pull', '--disk-size', '220M', '--json', '-o', p.ova]);
     expect(r.exitCode, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout.trim().split('\n').at(-1)!).diskBytes).toBe(220 * MiB);
-    const out = await checkOutput(p.ova);
-    try {
-      const stats = out.debugfs('stats').toString();
-      expect(Number(/Inode count:\s+(\d+)/.exec(stats)![1])).toBeGreaterThan(20_000);
-      expect(out.debugfs('cat /many/f19999').toString()).toBe('x');
-    } finally {
-      out.cleanup();
-    }
+    await expectRoot(p.ova, { minInodes: 20_000, file: '/many/f19999', content: 'x' });
   }, 240_000);
 
   it('120,000 tiny files with --disk-size auto: sized by bytes they do not fit, so c2v measures them and sizes again', async () => {
@@ -107,15 +113,7 @@ describe('faults', () => {
     const r = await runC2vWithPid(['convert', MANY_MORE, '--no-pull', '-o', p.ova]);
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/more files than its size suggests/);
-    const out = await checkOutput(p.ova);
-    try {
-      expect(out.root.bytes).toBeGreaterThan(470 * MiB);
-      const stats = out.debugfs('stats').toString();
-      expect(Number(/Inode count:\s+(\d+)/.exec(stats)![1])).toBeGreaterThan(120_000);
-      expect(out.debugfs('cat /more119/f999').toString()).toBe('y');
-    } finally {
-      out.cleanup();
-    }
+    await expectRoot(p.ova, { minRootBytes: 470 * MiB, minInodes: 120_000, file: '/more119/f999', content: 'y' });
   }, 300_000);
 
   it('workspace full while mke2fs writes the root filesystem: exit 7, workspace removed', async () => {
