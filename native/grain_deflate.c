@@ -52,6 +52,12 @@ static napi_value fail(napi_env env, const char *msg) {
   return NULL;
 }
 
+static napi_status push(napi_env env, napi_value array, uint32_t *n, int64_t value) {
+  napi_value v;
+  napi_status st = napi_create_int64(env, value, &v);
+  return st == napi_ok ? napi_set_element(env, array, (*n)++, v) : st;
+}
+
 static napi_value compress_chunk(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
@@ -105,13 +111,9 @@ static napi_value compress_chunk(napi_env env, napi_callback_info info) {
     if (pos + bound > out_len) return fail(env, "compressChunk: compressed chunk does not fit its output buffer");
     size_t k = libdeflate_zlib_compress(s->compressor, in + off, (size_t)grain_bytes, out + pos, out_len - pos);
     if (k == 0) return fail(env, "compressChunk: libdeflate_zlib_compress failed");
-    napi_value v;
-    CHECK(napi_create_int64(env, i, &v));
-    CHECK(napi_set_element(env, entries, n++, v));
-    CHECK(napi_create_int64(env, (int64_t)pos, &v));
-    CHECK(napi_set_element(env, entries, n++, v));
-    CHECK(napi_create_int64(env, (int64_t)k, &v));
-    CHECK(napi_set_element(env, entries, n++, v));
+    CHECK(push(env, entries, &n, i));
+    CHECK(push(env, entries, &n, (int64_t)pos));
+    CHECK(push(env, entries, &n, (int64_t)k));
     pos += k;
   }
   return entries;

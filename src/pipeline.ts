@@ -120,7 +120,7 @@ export async function convert(opts: ConvertOptions, engine: ImageEngine, reporte
     );
 
     let refitNote = '';
-    const rootRequest = (l: DiskLayout, inodes?: number): RootFilesystemRequest => {
+    const rootRequest = (l: DiskLayout, inodes?: number, onProgress?: (tarBytes: number) => void): RootFilesystemRequest => {
       const part = l.partitions.find((p) => p.role === 'root')!;
       return {
         source: opened,
@@ -137,15 +137,19 @@ export async function convert(opts: ConvertOptions, engine: ImageEngine, reporte
         workDir: ws.dir,
         kernelCmdline: plan?.kernelCmdline,
         mtimeClamp: epoch,
+        onProgress,
       };
     };
     const rootfs = await stages.run(
       'rootfs',
       `Writing the ext4 root filesystem (${formatSize(rootRequest(layout).sizeBytes)}) from the image`,
-      async (update) => {
+      async (update, progress) => {
+        // The tar runs a little past the image's size (headers), so progress is capped at it.
+        const total = Math.max(1, vmImage.sizeBytes);
+        const onTar = (bytes: number): void => progress(Math.min(bytes, total), total);
         await createDiskFile(diskPath, layout.diskBytes);
         try {
-          return await makeRootFilesystem(rootRequest(layout));
+          return await makeRootFilesystem(rootRequest(layout, undefined, onTar));
         } catch (e) {
           if (!(e instanceof RootfsTooSmall)) throw e;
           // Sized by bytes, an image of many tiny files runs out of blocks or inodes: measure it and size again.
@@ -156,7 +160,7 @@ export async function convert(opts: ConvertOptions, engine: ImageEngine, reporte
           update(`writing it again into ${formatSize(rootRequest(layout).sizeBytes)} with ${refit.inodes} inodes`);
           await rm(diskPath, { force: true });
           await createDiskFile(diskPath, layout.diskBytes);
-          return await makeRootFilesystem(rootRequest(layout, refit.inodes));
+          return await makeRootFilesystem(rootRequest(layout, refit.inodes, onTar));
         }
       },
       (r) => `${r.info.entries} entries, ${formatSize(r.info.bytes)}, kernel ${r.kernel.kernel}${refitNote}`,
@@ -215,7 +219,12 @@ export async function convert(opts: ConvertOptions, engine: ImageEngine, reporte
       const folder = ws.file('ovf');
       if (opts.format === 'ovf') await mkdir(folder);
       const vmdkPath = opts.format === 'ovf' ? path.join(folder, diskName) : ws.file(diskName);
-      const vmdk = await stages.run('vmdk', 'Writing the streamOptimized VMDK', () => writeVmdk(diskPath, vmdkPath, vmdkOptions), vmdkSummary);
+      const vmdk = await stages.run(
+        'vmdk',
+        'Writing the streamOptimized VMDK',
+        (_update, progress) => writeVmdk(diskPath, vmdkPath, { ...vmdkOptions, onProgress: progress }),
+        vmdkSummary,
+      );
       await rm(diskPath, { force: true });
       if (opts.format === 'vmdk') {
         await ws.publish(vmdkPath, output);
@@ -248,7 +257,7 @@ export async function convert(opts: ConvertOptions, engine: ImageEngine, reporte
       await stages.run(
         'vmdk',
         'Writing the streamOptimized VMDK into the OVA',
-        () => ova.writeDisk((sink) => streamVmdk(diskPath, vmdkOptions, sink)),
+        (_update, progress) => ova.writeDisk((sink) => streamVmdk(diskPath, { ...vmdkOptions, onProgress: progress }, sink)),
         vmdkSummary,
       );
       await rm(diskPath, { force: true });

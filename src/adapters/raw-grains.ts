@@ -92,6 +92,8 @@ export interface VmdkWriteOptions extends VmdkOptions {
   threads?: number;
   /** Read only the data regions of the raw file (default), or every byte of it (false: for comparison). */
   mapData?: boolean;
+  /** Called as grains are written: bytes of the raw file's data regions done, of the total to read. */
+  onProgress?: (doneBytes: number, totalBytes: number) => void;
 }
 
 export interface VmdkStreamResult {
@@ -129,14 +131,17 @@ export async function streamVmdk(rawPath: string, opts: VmdkWriteOptions, sink: 
     threads: opts.threads,
   });
   const fh = await open(rawPath, 'r');
-  const queue: { first: number; done: Promise<CompressedChunk> }[] = [];
+  const queue: { first: number; count: number; done: Promise<CompressedChunk> }[] = [];
   try {
     for (const b of enc.start()) await sink(b);
+    let doneBytes = 0;
     const emit = async (item: (typeof queue)[number]): Promise<void> => {
       const chunk = await item.done;
       for (const g of chunk.grains) for (const b of enc.grain(item.first + g.offset, g.data)) await sink(b);
       // The sink has copied the bytes by now: the buffers can carry another chunk.
       compressor.release(chunk);
+      doneBytes += item.count * GRAIN_BYTES;
+      opts.onProgress?.(doneBytes, readBytes);
     };
     for (const chunk of chunksOf(runs, CHUNK_GRAINS)) {
       const buf = compressor.chunkBuffer(chunk.count);
@@ -147,7 +152,7 @@ export async function streamVmdk(rawPath: string, opts: VmdkWriteOptions, sink: 
       const done = compressor.compress(buf);
       // Awaited in order below; until then a rejection must not count as unhandled.
       done.catch(() => undefined);
-      queue.push({ first: chunk.first, done });
+      queue.push({ first: chunk.first, count: chunk.count, done });
       while (queue.length >= compressor.parallelism) await emit(queue.shift()!);
     }
     while (queue.length > 0) await emit(queue.shift()!);

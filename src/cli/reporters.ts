@@ -2,6 +2,7 @@ import ora, { type Ora } from 'ora';
 import type { Reporter } from '../progress.js';
 
 const fmt = (s: number) => `${s.toFixed(1)}s`;
+const mb = (bytes: number) => `${Math.round(bytes / 1e6)} MB`;
 
 /** A spinner per stage, for people at a terminal. */
 export class SpinnerReporter implements Reporter {
@@ -16,6 +17,9 @@ export class SpinnerReporter implements Reporter {
   }
   stageUpdate(_stage: string, text: string): void {
     if (this.spinner) this.spinner.text = `${this.label}: ${text}`;
+  }
+  stageProgress(_stage: string, done: number, total: number): void {
+    if (this.spinner) this.spinner.text = `${this.label}: ${mb(done)} of ${mb(total)}`;
   }
   stageEnd(_stage: string, seconds: number, summary?: string): void {
     this.spinner?.succeed(`${this.label} (${fmt(seconds)})${summary ? `: ${summary}` : ''}`);
@@ -43,6 +47,8 @@ export class PlainReporter implements Reporter {
     process.stderr.write(`- ${text}...\n`);
   }
   stageUpdate(): void {}
+  // A log file gets the stage's start and end; progress lines would only bury them.
+  stageProgress(): void {}
   stageEnd(stage: string, seconds: number, summary?: string): void {
     process.stderr.write(`✔ ${this.labels.get(stage)} (${fmt(seconds)})${summary ? `: ${summary}` : ''}\n`);
   }
@@ -63,6 +69,9 @@ export class JsonReporter implements Reporter {
     JsonReporter.emit({ event: 'stage', stage, status: 'start', text });
   }
   stageUpdate(): void {}
+  stageProgress(stage: string, done: number, total: number): void {
+    JsonReporter.emit({ event: 'progress', stage, done, total });
+  }
   stageEnd(stage: string, seconds: number, summary?: string): void {
     JsonReporter.emit({ event: 'stage', stage, status: 'done', seconds: Number(seconds.toFixed(3)), summary });
   }

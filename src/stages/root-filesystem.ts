@@ -42,6 +42,8 @@ export interface RootFilesystemRequest {
   extraFiles?: RootfsFile[];
   /** Inode count for mke2fs -N; default one per 8 KiB. */
   inodes?: number;
+  /** Called as the tar stream reaches mke2fs, with its bytes so far. */
+  onProgress?: (tarBytes: number) => void;
 }
 
 /**
@@ -88,6 +90,13 @@ export async function makeRootFilesystem(req: RootFilesystemRequest): Promise<Ro
     sourceError ??= e;
   });
   const { output, info } = filterRootfs(input, filterOptions(req, epoch, (k) => (kernel = k)));
+  if (req.onProgress) {
+    // Watching the export's chunks adds no stage to the stream (the filter already reads them in flowing mode),
+    // and backpressure from mke2fs pauses these events with the rest.
+    let tarBytes = 0;
+    const onProgress = req.onProgress;
+    input.on('data', (chunk: Buffer) => onProgress((tarBytes += chunk.length)));
+  }
 
   const args = [
     '-F',

@@ -22,6 +22,21 @@ export function startC2v(args: string[], opts: { env?: Record<string, string>; e
   });
 }
 
+/** Resolves with what `child` wrote to `stream` once it matches `pattern`; rejects after `timeoutMs` saying what never came. */
+export function waitFor(child: ResultPromise, pattern: RegExp, what: string, stream: 'stderr' | 'stdout' = 'stderr', timeoutMs = 120_000): Promise<string> {
+  let text = '';
+  return new Promise<string>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`${what} never came: ${text}`)), timeoutMs);
+    child[stream]!.on('data', (c: Buffer) => {
+      text += c.toString();
+      if (pattern.test(text)) {
+        clearTimeout(t);
+        resolve(text);
+      }
+    });
+  });
+}
+
 export async function runC2vWithPid(args: string[], opts: Parameters<typeof startC2v>[1] = {}): Promise<C2vRun> {
   const child = startC2v(args, opts);
   const pid = child.pid ?? -1;

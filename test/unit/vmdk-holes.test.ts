@@ -103,8 +103,13 @@ describe('hole skipping on a sparse raw disk with data islands', () => {
     const skipped = join(dir, 'skipped.vmdk');
     const full = join(dir, 'full.vmdk');
     const opts = { capacityBytes: size, fileName: 'islands.vmdk' };
-    const a = await writeVmdk(raw, skipped, opts);
+    const reports: number[][] = [];
+    const a = await writeVmdk(raw, skipped, { ...opts, onProgress: (done, total) => reports.push([done, total]) });
     const b = await writeVmdk(raw, full, { ...opts, mapData: false });
+    // Progress counts the data read, in grain order, and ends at the total.
+    expect(reports.length).toBeGreaterThan(1);
+    expect(reports.every(([done, total], i) => total === a.readBytes && done > (reports[i - 1]?.[0] ?? 0))).toBe(true);
+    expect(reports.at(-1)![0]).toBe(a.readBytes);
     expect(a.readBytes).toBeLessThan(3 * MiB);
     expect(b.readBytes).toBe(size);
     expect(a.mapMethod).not.toBe('none');

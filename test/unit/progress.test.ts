@@ -1,0 +1,40 @@
+import { describe, expect, it } from 'vitest';
+import { StageRunner, type Reporter } from '../../src/progress.js';
+
+function recorder(): Reporter & { progress: Array<[string, number, number]>; ends: string[] } {
+  const progress: Array<[string, number, number]> = [];
+  const ends: string[] = [];
+  return {
+    progress,
+    ends,
+    stageStart() {},
+    stageUpdate() {},
+    stageProgress: (stage, done, total) => progress.push([stage, done, total]),
+    stageEnd: (stage) => ends.push(stage),
+    stageFail() {},
+    log() {},
+  };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('stage progress', () => {
+  it('passes on at most one report per quarter second, the latest figures at that moment', async () => {
+    const rec = recorder();
+    const stages = new StageRunner(rec);
+    await stages.run('vmdk', 'Writing', async (_update, progress) => {
+      for (let i = 1; i <= 1000; i++) progress(i, 1000);
+      expect(rec.progress).toEqual([]); // all within the first quarter second of the stage
+      await sleep(300);
+      progress(1001, 2000);
+      progress(1002, 2000);
+      await sleep(300);
+      progress(1500, 2000);
+    });
+    expect(rec.progress).toEqual([
+      ['vmdk', 1001, 2000],
+      ['vmdk', 1500, 2000],
+    ]);
+    expect(rec.ends).toEqual(['vmdk']);
+  });
+});
