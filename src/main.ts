@@ -1,5 +1,4 @@
 import createDebug from 'debug';
-import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { C2vError, isC2vError } from './errors.js';
 import { drainCleanups, drainCleanupsSync } from './adapters/cleanup.js';
@@ -7,7 +6,7 @@ import { convertCommand } from './cli/convert.js';
 import { verifyCommand } from './cli/verify.js';
 import { inspectCommand } from './cli/inspect.js';
 import { JsonReporter } from './cli/reporters.js';
-import type { GlobalFlags } from './cli/global.js';
+import { createParser } from './cli/global.js';
 
 const argvList = hideBin(process.argv);
 const wantsDebug = argvList.includes('--debug');
@@ -44,25 +43,10 @@ for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
 process.on('exit', () => drainCleanupsSync());
 
 async function main(): Promise<number> {
-  const parser = yargs(argvList)
-    .scriptName('c2v')
-    .usage('$0 <command> [options]')
-    .option('json', { type: 'boolean', default: false, describe: 'Print progress and the result as JSON lines on stdout' })
-    .option('debug', { type: 'boolean', default: false, describe: 'Show debug logs and stack traces' })
-    .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'Show build and tool output' })
-    .strict()
-    .demandCommand(1, 'say what to do: c2v convert <Dockerfile | context dir | image>')
-    .recommendCommands()
-    .help()
-    .version()
-    .wrap(Math.min(110, process.stdout.columns ?? 100))
-    .fail((msg, err) => {
-      // Throwing is what stops yargs: a fail handler that returns lets the command run anyway.
-      throw err ?? new C2vError('usage', `${msg}; see c2v --help`);
-    });
-  convertCommand(parser as unknown as import('yargs').Argv<GlobalFlags>);
-  verifyCommand(parser as unknown as import('yargs').Argv<GlobalFlags>);
-  inspectCommand(parser as unknown as import('yargs').Argv<GlobalFlags>);
+  const parser = createParser(argvList);
+  convertCommand(parser);
+  verifyCommand(parser);
+  inspectCommand(parser);
   try {
     await parser.parseAsync();
   } catch (e) {

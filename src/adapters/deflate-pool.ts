@@ -7,14 +7,14 @@
  * - `libdeflate-wasm`: libdeflate compiled to WebAssembly (npm `libdeflate`), when the native module is not built.
  *   At level 6 it is ~15% faster per core than node:zlib and its output is ~2% smaller.
  * - `zlib`: node:zlib on the libuv pool; the fallback when neither libdeflate loads.
- * Both libdeflate engines run one compressor per worker thread. All three produce zlib streams (RFC 1950), which
- * is what VMDK readers inflate. A chunk is a run of whole grains; the engine skips the all-zero ones without
- * compressing them and returns the rest with their index in the chunk.
+ * Both libdeflate engines run one compressor per worker thread (deflate-worker.ts). All three produce zlib
+ * streams (RFC 1950), which is what VMDK readers inflate. A chunk is a run of whole grains; the engine skips the
+ * all-zero ones without compressing them and returns the rest with their index in the chunk.
  *
  * Memory stays flat however big the disk: chunk and output buffers travel to a worker and back (transferred,
  * not copied) and are reused, and a worker packs a chunk's compressed grains into one output buffer.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
@@ -23,7 +23,9 @@ import { promisify } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { deflate } from 'node:zlib';
 import createDebug from 'debug';
-import { GRAIN_BYTES, isZero } from '../formats/vmdk.js';
+import { GRAIN_BYTES } from '../formats/vmdk.js';
+import { isZero } from '../formats/zero.js';
+import type { ChunkReply, ChunkRequest, DeflateWorkerData, WorkerStatus } from './deflate-worker.js';
 
 const debug = createDebug('c2v:disk');
 const deflateAsync = promisify(deflate);
@@ -74,73 +76,26 @@ const OUT_BYTES_PER_GRAIN = GRAIN_BYTES + 1024;
 export const NATIVE_MODULE_PATH = fileURLToPath(new URL('../../build/native/grain_deflate.node', import.meta.url));
 
 /**
- * The worker (CommonJS, run with eval, so it works from the TypeScript sources in tests and from dist/ alike).
- * Either backend keeps one compressor for the worker's life, so nothing is allocated per grain. The WebAssembly
- * one drives libdeflate's exports directly, with one in/out area in its heap. Neither loads in the main thread:
- * the Emscripten glue installs process-wide error handlers of its own.
+ * The compiled worker module. From dist/ it sits next to this file. Under vitest this file runs from src/ as
+ * TypeScript, which Node 20 cannot start in a worker, so the tests use the copy `npm run build` put in dist/.
  */
-const WORKER_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
-const { backend, nativePath, glueUrl, level, grainBytes } = workerData;
+const WORKER_URL = import.meta.url.endsWith('.ts')
+  ? new URL('../../dist/adapters/deflate-worker.js', import.meta.url)
+  : new URL('./deflate-worker.js', import.meta.url);
+export const DEFLATE_WORKER_PATH = fileURLToPath(WORKER_URL);
 
-function nativeBackend() {
-  const addon = require(nativePath);
-  return {
-    bound: addon.zlibBound(grainBytes, level),
-    compressChunk: (input, length, output) => addon.compressChunk(input, length, output, grainBytes, level),
-  };
-}
-
-async function wasmBackend() {
-  const glue = await import(glueUrl);
-  const m = await glue.default();
-  const compressor = m._libdeflate_alloc_compressor(level);
-  if (!compressor) throw new Error('libdeflate_alloc_compressor(' + level + ') failed');
-  const bound = m._libdeflate_zlib_compress_bound(compressor, grainBytes);
-  const inPtr = m._malloc(grainBytes);
-  const outPtr = m._malloc(bound);
-  if (!inPtr || !outPtr) throw new Error('malloc in the WebAssembly heap failed');
-  const zero = Buffer.alloc(grainBytes);
-  const compressChunk = (input, length, output) => {
-    const bytes = new Uint8Array(input, 0, length);
-    const out = new Uint8Array(output);
-    const entries = [];
-    let pos = 0;
-    for (let off = 0, i = 0; off < length; off += grainBytes, i++) {
-      const grain = bytes.subarray(off, off + grainBytes);
-      if (Buffer.compare(grain, zero) === 0) continue;
-      m.HEAPU8.set(grain, inPtr);
-      const n = m._libdeflate_zlib_compress(compressor, inPtr, grainBytes, outPtr, bound);
-      if (n === 0) throw new Error('libdeflate_zlib_compress failed');
-      if (pos + n > out.length) throw new Error('compressed chunk does not fit its output buffer');
-      out.set(m.HEAPU8.subarray(outPtr, outPtr + n), pos);
-      entries.push(i, pos, n);
-      pos += n;
+/** The worker's URL, refusing a missing build, or, from the sources, one older than them (tests would run stale code). */
+function workerUrl(): URL {
+  if (!existsSync(DEFLATE_WORKER_PATH)) throw new Error(`${DEFLATE_WORKER_PATH} is not built (run npm run build)`);
+  if (import.meta.url.endsWith('.ts')) {
+    const built = statSync(DEFLATE_WORKER_PATH).mtimeMs;
+    // The worker's own sources: a change to them must not go untested behind an old build.
+    for (const relative of ['./deflate-worker.ts', '../formats/zero.ts']) {
+      const source = fileURLToPath(new URL(relative, import.meta.url));
+      if (statSync(source).mtimeMs > built) throw new Error(`${DEFLATE_WORKER_PATH} is older than ${source} (run npm run build)`);
     }
-    return entries;
-  };
-  return { bound, compressChunk };
-}
-
-(async () => (backend === 'native' ? nativeBackend() : wasmBackend()))().then(({ bound, compressChunk }) => {
-  parentPort.postMessage({ ready: true, bound });
-  parentPort.on('message', ({ id, input, length, output }) => {
-    try {
-      const entries = compressChunk(input, length, output);
-      parentPort.postMessage({ id, input, output, entries }, [input, output]);
-    } catch (e) {
-      parentPort.postMessage({ id, input, output, error: String((e && e.stack) || e) }, [input, output]);
-    }
-  });
-}).catch((e) => parentPort.postMessage({ ready: false, error: String((e && e.stack) || e) }));
-`;
-
-interface WorkerReply {
-  id: number;
-  input: ArrayBuffer;
-  output: ArrayBuffer;
-  entries?: number[];
-  error?: string;
+  }
+  return WORKER_URL;
 }
 
 interface LibdeflateChunk extends CompressedChunk {
@@ -168,7 +123,7 @@ function libdeflateGlueUrl(): string {
 
 type LibdeflateEngine = Exclude<DeflateEngine, 'zlib'>;
 
-function workerData(engine: LibdeflateEngine, level: number): Record<string, unknown> {
+function workerData(engine: LibdeflateEngine, level: number): DeflateWorkerData {
   const common = { level, grainBytes: GRAIN_BYTES };
   if (engine === 'libdeflate-native') {
     // A missing module is the usual case on a machine without a compiler: say so plainly rather than via dlopen.
@@ -178,16 +133,16 @@ function workerData(engine: LibdeflateEngine, level: number): Record<string, unk
   return { ...common, backend: 'wasm', glueUrl: libdeflateGlueUrl() };
 }
 
-async function startWorker(data: Record<string, unknown>): Promise<WorkerSlot> {
-  const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: data });
-  let onReady: ((m: { ready: boolean; bound?: number; error?: string }) => void) | undefined;
+async function startWorker(url: URL, data: DeflateWorkerData): Promise<WorkerSlot> {
+  const worker = new Worker(url, { workerData: data });
+  let onReady: ((m: WorkerStatus) => void) | undefined;
   let onError: ((e: Error) => void) | undefined;
   let onExit: ((code: number) => void) | undefined;
   try {
     await new Promise<void>((resolve, reject) => {
       onReady = (m) => {
         if (!m.ready) reject(new Error(m.error));
-        else if ((m.bound ?? Infinity) > OUT_BYTES_PER_GRAIN) reject(new Error(`libdeflate's bound ${m.bound} exceeds ${OUT_BYTES_PER_GRAIN}`));
+        else if (m.bound > OUT_BYTES_PER_GRAIN) reject(new Error(`libdeflate's bound ${m.bound} exceeds ${OUT_BYTES_PER_GRAIN}`));
         else resolve();
       };
       onError = reject;
@@ -206,7 +161,7 @@ async function startWorker(data: Record<string, unknown>): Promise<WorkerSlot> {
     worker.removeListener('exit', onExit!);
   }
   const slot = new WorkerSlot(worker);
-  worker.on('message', (m: WorkerReply) => {
+  worker.on('message', (m: ChunkReply) => {
     const p = slot.pending.get(m.id);
     if (!p) return;
     slot.pending.delete(m.id);
@@ -247,9 +202,9 @@ class LibdeflatePool implements GrainCompressor {
     this.parallelism = slots.length * 2;
   }
 
-  static async start(engine: LibdeflateEngine, level: number, threads: number, maxChunkGrains: number): Promise<LibdeflatePool> {
+  static async start(url: URL, engine: LibdeflateEngine, level: number, threads: number, maxChunkGrains: number): Promise<LibdeflatePool> {
     const data = workerData(engine, level);
-    const started = await Promise.allSettled(Array.from({ length: threads }, () => startWorker(data)));
+    const started = await Promise.allSettled(Array.from({ length: threads }, () => startWorker(url, data)));
     const slots = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
     const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) {
@@ -279,7 +234,8 @@ class LibdeflatePool implements GrainCompressor {
     const output = this.freeOutputs.pop() ?? new ArrayBuffer(this.maxChunkGrains * OUT_BYTES_PER_GRAIN);
     return new Promise<CompressedChunk>((resolve, reject) => {
       slot.pending.set(id, { resolve, reject });
-      slot.worker.postMessage({ id, input, length: chunk.length, output }, [input, output]);
+      const request: ChunkRequest = { id, input, length: chunk.length, output };
+      slot.worker.postMessage(request, [input, output]);
     });
   }
 
@@ -334,14 +290,18 @@ export async function createGrainCompressor(opts: CompressorOptions): Promise<Gr
   const threads = Math.max(1, opts.threads ?? availableParallelism());
   const libdeflates: LibdeflateEngine[] =
     opts.engine === undefined ? ['libdeflate-native', 'libdeflate-wasm'] : opts.engine === 'zlib' ? [] : [opts.engine];
-  for (const engine of libdeflates) {
-    try {
-      const pool = await LibdeflatePool.start(engine, opts.level, threads, opts.maxChunkGrains);
-      debug('deflate: %s level %d in %d worker threads', engine, opts.level, threads);
-      return pool;
-    } catch (e) {
-      if (opts.engine) throw e;
-      debug('deflate: %s unavailable (%s)', engine, (e as Error).message);
+  if (libdeflates.length > 0) {
+    // Outside the fallback: a missing or stale worker build is c2v's own fault, not an engine that did not load.
+    const url = workerUrl();
+    for (const engine of libdeflates) {
+      try {
+        const pool = await LibdeflatePool.start(url, engine, opts.level, threads, opts.maxChunkGrains);
+        debug('deflate: %s level %d in %d worker threads', engine, opts.level, threads);
+        return pool;
+      } catch (e) {
+        if (opts.engine) throw e;
+        debug('deflate: %s unavailable (%s)', engine, (e as Error).message);
+      }
     }
   }
   debug('deflate: node:zlib level %d on the libuv pool', opts.level);

@@ -1,13 +1,13 @@
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import * as tar from 'tar-stream';
 import { randomUUID } from 'node:crypto';
 import createDebug from 'debug';
 import Docker from 'dockerode';
 import { C2vError } from '../errors.js';
+import { readBody, readTar, textOf, type TarKind } from '../formats/tar/index.js';
 import { HOST_ID, isProcessAlive } from './cleanup.js';
-import { SESSION_LABEL, type BuildRequest, type ImageEngine, type ImageInfo, type RootfsSource } from './engine.js';
+import { SESSION_LABEL, type BuildRequest, type ImageBackends, type ImageBuilder, type ImageInfo, type Janitor, type PullingSource, type RootfsSource } from './engine.js';
 
 const debug = createDebug('c2v:engine');
 
@@ -46,8 +46,10 @@ function isConnectionError(e: unknown): boolean {
   return code !== undefined && CONNECTION_ERRORS.has(code);
 }
 
-export class DockerEngine implements ImageEngine {
+/** The Docker engine: a source that pulls, a builder, and the janitor of the containers c2v creates in it. */
+export class DockerEngine implements PullingSource, ImageBuilder, Janitor {
   readonly name = 'docker';
+  readonly source = this;
   private readonly docker: Docker;
 
   constructor(docker = new Docker()) {
@@ -172,12 +174,12 @@ export class DockerEngine implements ImageEngine {
         if (isConnectionError(e)) throw engineUnavailable(e);
         throw new C2vError('engine', `reading ${file} from the image failed: ${firstLine((e as Error).message)}`, { cause: e });
       }
-      const entry = await firstTarEntry(archive as Readable);
-      if (entry?.type === 'symlink' && entry.linkname && depth < 4) {
+      const entry = await firstTarEntry(archive);
+      if (entry?.kind === 'symlink' && entry.linkname && depth < 4) {
         const target = path.posix.resolve(path.posix.dirname(file), entry.linkname);
         return readFile(target, depth + 1);
       }
-      return entry?.type === 'file' ? entry.data : undefined;
+      return entry?.kind === 'file' ? entry.data : undefined;
     };
     const exportStream = async () => {
       try {
@@ -196,7 +198,7 @@ export class DockerEngine implements ImageEngine {
         if (isConnectionError(e)) throw engineUnavailable(e);
         throw new C2vError('engine', `listing ${dir} in the image failed: ${firstLine((e as Error).message)}`, { cause: e });
       }
-      return tarChildNames(archive as Readable);
+      return tarChildNames(archive);
     };
     const exists = async (p: string): Promise<boolean> => {
       try {
@@ -272,6 +274,13 @@ export class DockerEngine implements ImageEngine {
   }
 }
 
+/** The engine as every role a conversion may use, once it answers. */
+export async function dockerBackends(): Promise<ImageBackends> {
+  const engine = new DockerEngine();
+  await engine.ping();
+  return { source: engine, builder: engine, janitor: engine };
+}
+
 function toArray(v: string | string[] | undefined | null): string[] {
   if (!v) return [];
   return Array.isArray(v) ? v : [v];
@@ -291,35 +300,22 @@ export function isLeftover(labels: Record<string, string>, createdSeconds: numbe
   return !isProcessAlive(pid);
 }
 
+const ARCHIVE = { source: "the engine's archive", endMarkerOptional: true };
+
 /** The first entry of a small tar (the engine's archive of one path), with its data when it is a file. */
-async function firstTarEntry(stream: Readable): Promise<{ type: string; linkname?: string; data: Buffer } | undefined> {
-  const extract = tar.extract();
-  stream.pipe(extract);
-  try {
-    for await (const entry of extract) {
-      const chunks: Buffer[] = [];
-      for await (const c of entry) chunks.push(c as Buffer);
-      const result = { type: entry.header.type ?? 'file', linkname: entry.header.linkname ?? undefined, data: Buffer.concat(chunks) };
-      stream.unpipe(extract);
-      stream.resume();
-      extract.destroy();
-      return result;
-    }
-  } finally {
-    stream.resume();
+async function firstTarEntry(stream: NodeJS.ReadableStream): Promise<{ kind: TarKind; linkname: string; data: Buffer } | undefined> {
+  for await (const entry of readTar(stream, ARCHIVE)) {
+    return { kind: entry.kind, linkname: textOf(entry.header.linkname), data: entry.kind === 'file' ? await readBody(entry) : Buffer.alloc(0) };
   }
   return undefined;
 }
 
-/** The names one level below the archived directory; file data is drained, never kept. */
-async function tarChildNames(stream: Readable): Promise<string[]> {
-  const extract = tar.extract();
-  stream.pipe(extract);
+/** The names one level below the archived directory; file data is skipped, never kept. */
+async function tarChildNames(stream: NodeJS.ReadableStream): Promise<string[]> {
   const names: string[] = [];
-  for await (const entry of extract) {
-    const parts = entry.header.name.replace(/\/+$/, '').split('/');
+  for await (const entry of readTar(stream, ARCHIVE)) {
+    const parts = textOf(entry.header.name).replace(/\/+$/, '').split('/');
     if (parts.length === 2 && parts[1]) names.push(parts[1]);
-    entry.resume();
   }
   return names;
 }

@@ -1,18 +1,7 @@
 import type { Readable } from 'node:stream';
-import type { ImageCommand } from '../plan/app-service.js';
+import type { ImageInfo } from '../plan/image.js';
 
-/** What c2v needs to know about an image; engine-neutral so kaniko or a daemonless reader can fill it too. */
-export interface ImageInfo {
-  id: string;
-  /** The reference the user gave or the tag c2v built. */
-  ref: string;
-  architecture: string;
-  os: string;
-  /** Uncompressed size of all layers, used to size the root filesystem. */
-  sizeBytes: number;
-  created?: string;
-  config: ImageCommand & { labels: Record<string, string> };
-}
+export type { ImageInfo };
 
 export interface BuildRequest {
   contextDir: string;
@@ -38,15 +27,41 @@ export interface RootfsSource {
   release(): Promise<void>;
 }
 
-/** One small interface per resource, with no engine types leaking through it. */
-export interface ImageEngine {
+/**
+ * Where an image's metadata and file system come from. The Docker engine is one; a daemonless reader of a
+ * `docker save` tar, an OCI layout or a registry implements this and nothing else.
+ */
+export interface ImageSource {
   readonly name: string;
+  /** The image `ref` names, or undefined when this source does not hold it. */
   inspect(ref: string): Promise<ImageInfo | undefined>;
-  pull(ref: string, onLog?: (line: string) => void): Promise<void>;
-  build(req: BuildRequest): Promise<string>;
   openRootfs(imageId: string): Promise<RootfsSource>;
-  /** Removes containers a killed run left behind (found by the session label). */
+}
+
+/** A source that can fetch an image it does not hold yet (the engine pulling from a registry). */
+export interface PullingSource extends ImageSource {
+  pull(ref: string, onLog?: (line: string) => void): Promise<void>;
+}
+
+/** Builds a Dockerfile into an image that `source` then holds. */
+export interface ImageBuilder {
+  readonly name: string;
+  readonly source: ImageSource;
+  /** Returns the new image's id. */
+  build(req: BuildRequest): Promise<string>;
+}
+
+/** Removes what killed runs left behind in a store c2v writes to (the engine's containers). */
+export interface Janitor {
+  /** Never throws: sweeping is a courtesy. Returns how many leftovers went. */
   sweep(): Promise<number>;
+}
+
+/** What a conversion may use; a missing builder makes inputs that need one fail with one line. */
+export interface ImageBackends {
+  source: ImageSource;
+  builder?: ImageBuilder;
+  janitor?: Janitor;
 }
 
 export const SESSION_LABEL = 'c2v.session';

@@ -1,10 +1,13 @@
 import type { Argv } from 'yargs';
 import { C2vError } from '../errors.js';
 import { formatSize } from '../config/size.js';
+import { CONVERT_SETTINGS } from '../config/settings.js';
+import { convertSchema, formatIssues } from '../config/schema.js';
 import { DockerEngine } from '../adapters/docker.js';
-import { inspectImage } from '../inspect.js';
+import { inspectImage } from '../commands/inspect.js';
 import { JsonReporter } from './reporters.js';
 import type { GlobalFlags } from './global.js';
+import { flagOption } from './flags.js';
 
 export function inspectCommand(y: Argv<GlobalFlags>) {
   return y.command(
@@ -13,14 +16,14 @@ export function inspectCommand(y: Argv<GlobalFlags>) {
     (b) =>
       b
         .positional('image', { type: 'string', describe: 'A local image reference' })
-        .option('init', { type: 'string', describe: 'auto | systemd | openrc, as for convert [default: auto]' })
+        .option('init', flagOption(CONVERT_SETTINGS.init))
         .strict(),
     async (argv) => {
-      const init = (argv.init ?? 'auto') as string;
-      if (!['auto', 'systemd', 'openrc'].includes(init)) throw new C2vError('usage', '--init must be one of: auto, systemd, openrc');
+      const init = convertSchema.shape.init.safeParse(argv.init);
+      if (!init.success) throw new C2vError('usage', formatIssues(init.error));
       const engine = new DockerEngine();
       await engine.ping();
-      const r = await inspectImage(engine, argv.image as string, init as 'auto');
+      const r = await inspectImage(engine, argv.image as string, init.data);
       if (argv.json) {
         JsonReporter.emit({ event: 'inspect', ...r });
         return;

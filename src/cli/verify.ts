@@ -2,7 +2,7 @@ import type { Argv } from 'yargs';
 import { z } from 'zod';
 import { C2vError } from '../errors.js';
 import { formatIssues } from '../config/schema.js';
-import { verifyOva } from '../stages/verify.js';
+import { verifyOva } from '../commands/verify.js';
 import { JsonReporter } from './reporters.js';
 import type { GlobalFlags } from './global.js';
 

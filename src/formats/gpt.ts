@@ -1,5 +1,5 @@
 /**
- * GUID Partition Table encoding and parsing (UEFI specification, "GUID Partition Table (GPT) Disk Layout").
+ * GUID Partition Table encoding (UEFI specification, "GUID Partition Table (GPT) Disk Layout").
  * Pure: returns the bytes; the caller decides where they go in the image file.
  */
 import * as zlib from 'node:zlib';
@@ -12,7 +12,6 @@ const ENTRY_COUNT = 128;
 const ENTRY_SIZE = 128;
 const ENTRIES_SECTORS = (ENTRY_COUNT * ENTRY_SIZE) / SECTOR;
 const NAME_BYTES = 72;
-const NIL_GUID = '00000000-0000-0000-0000-000000000000';
 
 // Header field offsets (UEFI spec table "GPT Header").
 const H_SIGNATURE = 0;
@@ -37,37 +36,12 @@ const E_LAST = 40;
 const E_ATTRIBUTES = 48;
 const E_NAME = 56;
 
-export class GptFormatError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'GptFormatError';
-  }
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 // CRC32 (IEEE 802.3, reflected, as the UEFI spec requires)
 
-let table: Uint32Array | undefined;
-
-/** Table-driven CRC32 for Node versions without zlib.crc32 (added in 20.15 / 22.2). */
-export function crc32Portable(buf: Uint8Array): number {
-  if (table === undefined) {
-    table = new Uint32Array(256);
-    for (let n = 0; n < 256; n++) {
-      let c = n;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      table[n] = c >>> 0;
-    }
-  }
-  let crc = 0xffffffff;
-  for (let i = 0; i < buf.length; i++) crc = table[(crc ^ buf[i]) & 0xff] ^ (crc >>> 8);
-  return (crc ^ 0xffffffff) >>> 0;
-}
-
-const nativeCrc32 = (zlib as { crc32?: (data: Uint8Array, value?: number) => number }).crc32;
-
-export function crc32(buf: Buffer): number {
-  return nativeCrc32 !== undefined ? nativeCrc32(buf) >>> 0 : crc32Portable(buf);
+/** zlib's, present in every Node c2v supports (package.json engines: >= 20.19; it came in 20.15). */
+export function crc32(buf: Uint8Array): number {
+  return zlib.crc32(buf) >>> 0;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -82,16 +56,6 @@ export function guidToBytes(guid: string): Buffer {
   b.subarray(4, 6).reverse();
   b.subarray(6, 8).reverse();
   return b;
-}
-
-export function bytesToGuid(b: Buffer): string {
-  if (b.length < 16) throw new RangeError(`a GUID is 16 bytes, got ${b.length}`);
-  const x = Buffer.from(b.subarray(0, 16));
-  x.subarray(0, 4).reverse();
-  x.subarray(4, 6).reverse();
-  x.subarray(6, 8).reverse();
-  const h = x.toString('hex').toUpperCase();
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -222,143 +186,4 @@ export function encodeGpt(layout: DiskLayout): { primary: Buffer; backup: Buffer
     backup: Buffer.concat([entries, backupHeader]),
     backupOffsetBytes: backupEntriesLba * SECTOR,
   };
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Parsing
-
-export interface GptHeader {
-  revision: number;
-  headerSize: number;
-  headerCrc32: number;
-  myLba: number;
-  alternateLba: number;
-  firstUsableLba: number;
-  lastUsableLba: number;
-  diskGuid: string;
-  partitionEntryLba: number;
-  numberOfPartitionEntries: number;
-  sizeOfPartitionEntry: number;
-  partitionEntryArrayCrc32: number;
-}
-
-export interface GptPartitionEntry {
-  /** Position in the entry array, from 0; partition N in Linux is index N-1. */
-  index: number;
-  typeGuid: string;
-  uuid: string;
-  firstLba: number;
-  lastLba: number;
-  attributes: bigint;
-  name: string;
-}
-
-export interface ParseGptOptions {
-  /**
-   * Where the header sits in the buffer: 'primary' (default) for LBA 1-33 as read from the start of the disk
-   * (header first), 'backup' for the last 33 LBAs (entries first, header last).
-   */
-  copy?: 'primary' | 'backup';
-}
-
-function u64(b: Buffer, off: number, field: string): number {
-  const v = b.readBigUInt64LE(off);
-  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new GptFormatError(`GPT ${field} ${v} is out of range`);
-  return Number(v);
-}
-
-/** Validates signature, revision, header CRC and entry-array CRC; returns the used entries only. */
-export function parseGpt(
-  buf: Buffer,
-  opts: ParseGptOptions = {},
-): { header: GptHeader; partitions: GptPartitionEntry[] } {
-  const copy = opts.copy ?? 'primary';
-  if (buf.length < SECTOR || buf.length % SECTOR !== 0) {
-    throw new GptFormatError(`GPT buffer must be a whole number of ${SECTOR}-byte sectors, got ${buf.length} bytes`);
-  }
-  const headerOffset = copy === 'primary' ? 0 : buf.length - SECTOR;
-  const h = buf.subarray(headerOffset, headerOffset + SECTOR);
-
-  if (h.toString('latin1', H_SIGNATURE, H_SIGNATURE + 8) !== SIGNATURE) {
-    throw new GptFormatError(`no GPT signature in the ${copy} header`);
-  }
-  const revision = h.readUInt32LE(H_REVISION);
-  // The spec lets minor revisions add fields past 92 bytes; a different major revision is a different format.
-  if (revision >>> 16 !== 1) {
-    throw new GptFormatError(`unsupported GPT revision 0x${revision.toString(16).padStart(8, '0')}`);
-  }
-  const headerSize = h.readUInt32LE(H_HEADER_SIZE);
-  if (headerSize < HEADER_SIZE || headerSize > SECTOR) {
-    throw new GptFormatError(`GPT header size ${headerSize} is outside ${HEADER_SIZE}-${SECTOR}`);
-  }
-  const headerCrc32 = h.readUInt32LE(H_HEADER_CRC);
-  const zeroed = Buffer.from(h.subarray(0, headerSize));
-  zeroed.writeUInt32LE(0, H_HEADER_CRC);
-  const computed = crc32(zeroed);
-  if (computed !== headerCrc32) {
-    throw new GptFormatError(
-      `GPT ${copy} header CRC mismatch: stored 0x${headerCrc32.toString(16)}, computed 0x${computed.toString(16)}`,
-    );
-  }
-
-  const header: GptHeader = {
-    revision,
-    headerSize,
-    headerCrc32,
-    myLba: u64(h, H_MY_LBA, 'MyLBA'),
-    alternateLba: u64(h, H_ALTERNATE_LBA, 'AlternateLBA'),
-    firstUsableLba: u64(h, H_FIRST_USABLE, 'FirstUsableLBA'),
-    lastUsableLba: u64(h, H_LAST_USABLE, 'LastUsableLBA'),
-    diskGuid: bytesToGuid(h.subarray(H_DISK_GUID, H_DISK_GUID + 16)),
-    partitionEntryLba: u64(h, H_ENTRIES_LBA, 'PartitionEntryLBA'),
-    numberOfPartitionEntries: h.readUInt32LE(H_ENTRY_COUNT),
-    sizeOfPartitionEntry: h.readUInt32LE(H_ENTRY_SIZE),
-    partitionEntryArrayCrc32: h.readUInt32LE(H_ENTRIES_CRC),
-  };
-
-  if (copy === 'primary' && header.myLba !== 1) {
-    throw new GptFormatError(`primary GPT header says it is at LBA ${header.myLba}, not 1`);
-  }
-  const entrySize = header.sizeOfPartitionEntry;
-  // The spec requires 128 x 2^n.
-  if (entrySize < ENTRY_SIZE || entrySize % ENTRY_SIZE !== 0 || ((entrySize / ENTRY_SIZE) & (entrySize / ENTRY_SIZE - 1)) !== 0) {
-    throw new GptFormatError(`GPT partition entry size ${entrySize} is not 128 x 2^n`);
-  }
-
-  // The buffer's first sector is at this LBA; the entries are located relative to it.
-  const bufferStartLba = header.myLba - headerOffset / SECTOR;
-  const entriesOffset = (header.partitionEntryLba - bufferStartLba) * SECTOR;
-  const entriesLength = header.numberOfPartitionEntries * entrySize;
-  if (entriesOffset < 0 || entriesOffset + entriesLength > buf.length) {
-    throw new GptFormatError(
-      `GPT ${copy} entries (LBA ${header.partitionEntryLba}, ${entriesLength} bytes) are not inside the buffer given`,
-    );
-  }
-  const entries = buf.subarray(entriesOffset, entriesOffset + entriesLength);
-  const entriesCrc = crc32(entries);
-  if (entriesCrc !== header.partitionEntryArrayCrc32) {
-    throw new GptFormatError(
-      `GPT ${copy} partition entries CRC mismatch: stored 0x${header.partitionEntryArrayCrc32.toString(16)}, ` +
-        `computed 0x${entriesCrc.toString(16)}`,
-    );
-  }
-
-  const partitions: GptPartitionEntry[] = [];
-  for (let i = 0; i < header.numberOfPartitionEntries; i++) {
-    const e = entries.subarray(i * entrySize, (i + 1) * entrySize);
-    const typeGuid = bytesToGuid(e.subarray(E_TYPE, E_TYPE + 16));
-    if (typeGuid === NIL_GUID) continue;
-    const rawName = e.toString('utf16le', E_NAME, E_NAME + NAME_BYTES);
-    const nul = rawName.indexOf('\u0000');
-    partitions.push({
-      index: i,
-      typeGuid,
-      uuid: bytesToGuid(e.subarray(E_UNIQUE, E_UNIQUE + 16)),
-      firstLba: u64(e, E_FIRST, 'StartingLBA'),
-      lastLba: u64(e, E_LAST, 'EndingLBA'),
-      attributes: e.readBigUInt64LE(E_ATTRIBUTES),
-      name: nul === -1 ? rawName : rawName.slice(0, nul),
-    });
-  }
-  return { header, partitions };
 }

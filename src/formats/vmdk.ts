@@ -1,7 +1,4 @@
 import { createHash } from 'node:crypto';
-import { availableParallelism } from 'node:os';
-import { promisify } from 'node:util';
-import { deflate } from 'node:zlib';
 import { C2vError } from '../errors.js';
 
 /**
@@ -54,16 +51,14 @@ export interface VmdkOptions {
   fileName: string;
   /** Default 'lsilogic'. */
   adapterType?: AdapterType;
-  /** Default 14. */
-  virtualHwVersion?: number;
+  /** ddb.virtualHWVersion; the caller's, so the default lives in plan/vsphere-hardware.ts only. */
+  virtualHwVersion: number;
   /** 32-bit content id; default derived from the other options so output is reproducible. */
   cid?: number;
   /** 32 hex digits; default derived too, ending in the CID as VMware's own descriptors do. */
   longContentId?: string;
   /** Deflate level 1..9, default 5 (DEFAULT_COMPRESS_LEVEL). */
   compressLevel?: number;
-  /** Grains deflating at once, default availableParallelism() * 2. */
-  concurrency?: number;
 }
 
 interface ResolvedOptions {
@@ -75,15 +70,6 @@ interface ResolvedOptions {
   cid: number;
   longContentId: string;
   compressLevel: number;
-  concurrency: number;
-}
-
-/** Grain source: yields only non-zero grains in ascending index order; data is GRAIN_BYTES long (the last one
- * may be shorter if capacity isn't a grain multiple; any short grain is padded with zeros). The encoder holds on to `data`
- * until that grain is compressed, so a source must not reuse the buffer it yielded. */
-export interface Grain {
-  index: number;
-  data: Buffer;
 }
 
 export interface Geometry {
@@ -105,16 +91,8 @@ export function vmdkGeometry(capacityBytes: number, adapterType: AdapterType = '
   return { cylinders: Math.max(1, Math.min(maxCylinders, cylinders)), heads, sectors };
 }
 
-const ZERO_GRAIN = Buffer.alloc(GRAIN_BYTES);
-
-/** True when every byte is zero; compares against a zero page with memcmp rather than looping in JS. */
-export function isZero(buf: Uint8Array): boolean {
-  for (let off = 0; off < buf.length; off += ZERO_GRAIN.length) {
-    const end = Math.min(buf.length, off + ZERO_GRAIN.length);
-    if (Buffer.compare(buf.subarray(off, end), ZERO_GRAIN.subarray(0, end - off)) !== 0) return false;
-  }
-  return true;
-}
+/** Padding after a grain's data, up to the next sector boundary. */
+const ZERO_SECTOR = Buffer.alloc(SECTOR);
 
 function resolveOptions(opts: VmdkOptions): ResolvedOptions {
   const problems: string[] = [];
@@ -132,7 +110,7 @@ function resolveOptions(opts: VmdkOptions): ResolvedOptions {
   if (!ADAPTER_TYPES.includes(adapterType)) {
     problems.push(`adapterType must be one of ${ADAPTER_TYPES.join(', ')} (got ${String(adapterType)})`);
   }
-  const virtualHwVersion = opts.virtualHwVersion ?? 14;
+  const { virtualHwVersion } = opts;
   if (!Number.isInteger(virtualHwVersion) || virtualHwVersion < 4) {
     problems.push(`virtualHwVersion must be an integer >= 4 (got ${virtualHwVersion})`);
   }
@@ -145,10 +123,6 @@ function resolveOptions(opts: VmdkOptions): ResolvedOptions {
   const compressLevel = opts.compressLevel ?? DEFAULT_COMPRESS_LEVEL;
   if (!Number.isInteger(compressLevel) || compressLevel < 1 || compressLevel > 9) {
     problems.push(`compressLevel must be an integer 1..9 (got ${compressLevel})`);
-  }
-  const concurrency = opts.concurrency ?? availableParallelism() * 2;
-  if (!Number.isInteger(concurrency) || concurrency < 1) {
-    problems.push(`concurrency must be a positive integer (got ${concurrency})`);
   }
   if (problems.length > 0) {
     throw new C2vError('input', `invalid VMDK options: ${problems.join('; ')}`);
@@ -173,7 +147,6 @@ function resolveOptions(opts: VmdkOptions): ResolvedOptions {
     cid,
     longContentId,
     compressLevel,
-    concurrency,
   };
 }
 
@@ -258,24 +231,12 @@ export function encodeMarker(type: MarkerType, numSectors: number | bigint): Buf
   return m;
 }
 
-/** One compressed grain as stored: lba (sectors) and compressed size, the zlib stream, zero padding to a sector. */
-export function encodeGrainBlock(index: number, compressed: Uint8Array): Buffer {
-  const total = Math.ceil((GRAIN_PREFIX_BYTES + compressed.length) / SECTOR) * SECTOR;
-  const block = Buffer.alloc(total);
-  block.writeBigUInt64LE(BigInt(index) * BigInt(GRAIN_SECTORS), 0);
-  block.writeUInt32LE(compressed.length, 8);
-  block.set(compressed, GRAIN_PREFIX_BYTES);
-  return block;
-}
-
-const deflateAsync = promisify(deflate);
-
 /**
  * The stream layout as a state machine, with no compression and no I/O of its own: start() gives the leading
  * sectors, grain() takes one already compressed grain (ascending index, never an all-zero grain) and returns what
  * goes into the file for it (a closed grain table first when the grain opens a new 512-grain group), finish()
- * gives the grain directory, footer and end-of-stream marker. Callers that compress grains elsewhere (a worker
- * pool) drive it directly; encodeStreamOptimized is the simple front end.
+ * gives the grain directory, footer and end-of-stream marker. Compression belongs to the caller
+ * (stages/vmdk.ts hands grains to a worker pool), so the bytes do not depend on where or when grains deflate.
  */
 export class StreamOptimizedEncoder {
   private readonly o: ResolvedOptions;
@@ -297,13 +258,8 @@ export class StreamOptimizedEncoder {
     this.gd = Buffer.alloc(this.gdSectors * SECTOR);
   }
 
-  get options(): Readonly<{ compressLevel: number; concurrency: number; capacityBytes: number }> {
+  get options(): Readonly<{ compressLevel: number; capacityBytes: number }> {
     return this.o;
-  }
-
-  /** Number of grains the disk has (the last one may be short). */
-  get totalGrains(): number {
-    return this.grainCount;
   }
 
   /** Header, descriptor and the padding up to the first grain boundary. */
@@ -317,8 +273,7 @@ export class StreamOptimizedEncoder {
     ];
   }
 
-  /** Checks a grain index before its data is compressed, so a bad source fails early. */
-  checkIndex(index: number): void {
+  private checkIndex(index: number): void {
     if (!Number.isInteger(index) || index <= this.previous || index >= this.grainCount) {
       throw new RangeError(`grain index ${index} is out of order or beyond the disk (previous ${this.previous}, grains ${this.grainCount})`);
     }
@@ -338,7 +293,7 @@ export class StreamOptimizedEncoder {
       this.closeGroup(out);
       this.openGroup = group;
     }
-    // The same bytes as encodeGrainBlock, without copying the data: prefix, the data itself, zero padding.
+    // Stored as lba (sectors) and compressed size, the zlib stream, zero padding to a sector; the data is not copied.
     const total = Math.ceil((GRAIN_PREFIX_BYTES + compressed.length) / SECTOR) * SECTOR;
     const prefix = Buffer.alloc(GRAIN_PREFIX_BYTES);
     prefix.writeBigUInt64LE(BigInt(index) * BigInt(GRAIN_SECTORS), 0);
@@ -347,7 +302,7 @@ export class StreamOptimizedEncoder {
     this.sector += total / SECTOR;
     this.grains += 1;
     const data = Buffer.from(compressed.buffer, compressed.byteOffset, compressed.length);
-    out.push(prefix, data, ZERO_GRAIN.subarray(0, total - GRAIN_PREFIX_BYTES - compressed.length));
+    out.push(prefix, data, ZERO_SECTOR.subarray(0, total - GRAIN_PREFIX_BYTES - compressed.length));
     return out;
   }
 
@@ -385,53 +340,4 @@ export class StreamOptimizedEncoder {
     this.gt.fill(0);
     this.openGroup = -1;
   }
-}
-
-/** A grain inflates to a full 64 KiB; a short one (the disk's last, or a source that ended early) reads as zeros past its data. */
-export function fullGrain(data: Buffer): Buffer {
-  return data.length === GRAIN_BYTES ? data : Buffer.concat([data, ZERO_GRAIN.subarray(data.length)]);
-}
-
-interface InFlight {
-  index: number;
-  compressed: Promise<Buffer>;
-}
-
-/**
- * The whole file, front to back: header, descriptor, grains with a grain table after each 512-grain group that
- * had data, then GD, footer and end-of-stream marker, and nothing after it. Grains deflate concurrently on the
- * libuv pool (node:zlib) but are written in index order, so the output does not depend on timing. The pipeline
- * uses the faster worker pool in adapters/raw-grains.ts; this one serves tests and small disks.
- */
-export async function* encodeStreamOptimized(grains: AsyncIterable<Grain>, opts: VmdkOptions): AsyncGenerator<Buffer> {
-  const enc = new StreamOptimizedEncoder(opts);
-  const { compressLevel, concurrency } = enc.options;
-  yield* enc.start();
-
-  const window: InFlight[] = [];
-  let previous = -1;
-  for await (const grain of grains) {
-    const { index, data } = grain;
-    if (!Number.isInteger(index) || index <= previous || index >= enc.totalGrains) {
-      throw new RangeError(`grain index ${index} is out of order or beyond the disk (previous ${previous}, grains ${enc.totalGrains})`);
-    }
-    if (data.length === 0 || data.length > GRAIN_BYTES) {
-      throw new RangeError(`grain ${index} has ${data.length} bytes, expected 1..${GRAIN_BYTES}`);
-    }
-    previous = index;
-    if (isZero(data)) continue;
-    const compressed = deflateAsync(fullGrain(data), { level: compressLevel });
-    // It is awaited in order later; until then a rejection must not count as unhandled.
-    compressed.catch(() => undefined);
-    window.push({ index, compressed });
-    while (window.length >= concurrency) {
-      const item = window.shift()!;
-      yield* enc.grain(item.index, await item.compressed);
-    }
-  }
-  while (window.length > 0) {
-    const item = window.shift()!;
-    yield* enc.grain(item.index, await item.compressed);
-  }
-  yield* enc.finish();
 }

@@ -3,6 +3,8 @@
  * environment and argv (one quoting scheme for every init system); the systemd unit or OpenRC script around it
  * adds the user, restarts and logging.
  */
+import { renderTemplate, type Templates, type TemplateValue } from './template.js';
+
 export interface ImageCommand {
   entrypoint: string[];
   cmd: string[];
@@ -34,25 +36,26 @@ export function isAppCommand(argv: string[]): boolean {
   return true;
 }
 
-/** Single-quotes a word for POSIX sh; the only character that needs care inside single quotes is the quote. */
-export function shQuote(word: string): string {
-  return `'${word.replace(/'/g, `'\\''`)}'`;
+/** The image reference as one line: it goes into comments and descriptions. */
+function oneLine(source: string): string {
+  return source.replace(/\n/g, ' ');
 }
 
-export function appWrapper(cmd: ImageCommand, argv: string[], source: string): string {
-  const lines = ['#!/bin/sh', `# Written by c2v: the command of ${source.replace(/\n/g, ' ')}, as the container would run it.`];
+function appDescription(source: string): string {
+  return `Application of ${oneLine(source)} (converted by c2v)`;
+}
+
+/** The wrapper at APP_WRAPPER_PATH: ENV entries that are not valid sh names are left out, as sh could not set them. */
+export function appWrapper(cmd: ImageCommand, argv: string[], source: string, templates: Pick<Templates, 'appRun'>): string {
+  const env: TemplateValue[] = [];
   for (const kv of cmd.env) {
     const eq = kv.indexOf('=');
     if (eq <= 0) continue;
     const key = kv.slice(0, eq);
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) continue;
-    lines.push(`export ${key}=${shQuote(kv.slice(eq + 1))}`);
+    env.push({ key, value: kv.slice(eq + 1) });
   }
-  const dir = cmd.workingDir || '/';
-  lines.push(`cd ${shQuote(dir)} || exit 1`);
-  lines.push(`exec ${argv.map(shQuote).join(' ')}`);
-  lines.push('');
-  return lines.join('\n');
+  return renderTemplate(templates.appRun, { source: oneLine(source), env, workingDir: cmd.workingDir || '/', argv });
 }
 
 /** "1000", "app", "app:staff", "1000:1000" -> user and optional group, as docker accepts them. */
@@ -62,44 +65,18 @@ export function splitUser(user: string): { user?: string; group?: string } {
   return { user: u || undefined, group: g || undefined };
 }
 
-export function systemdUnit(cmd: ImageCommand, source: string): string {
+export function systemdUnit(cmd: ImageCommand, source: string, templates: Pick<Templates, 'systemdUnit'>): string {
   const { user, group } = splitUser(cmd.user);
-  const lines = [
-    '[Unit]',
-    `Description=Application of ${source.replace(/\n/g, ' ')} (converted by c2v)`,
-    'Wants=network-online.target',
-    'After=network-online.target',
-    '',
-    '[Service]',
-    'Type=simple',
-    `ExecStart=${APP_WRAPPER_PATH}`,
-  ];
-  if (user) lines.push(`User=${user}`);
-  if (group) lines.push(`Group=${group}`);
-  lines.push('Restart=on-failure', 'RestartSec=2', 'StandardOutput=journal+console', 'StandardError=journal+console', '', '[Install]', 'WantedBy=multi-user.target', '');
-  return lines.join('\n');
+  return renderTemplate(templates.systemdUnit, { description: appDescription(source), wrapperPath: APP_WRAPPER_PATH, user: user ?? '', group: group ?? '' });
 }
 
-export function openrcScript(cmd: ImageCommand, source: string): string {
+export function openrcScript(cmd: ImageCommand, source: string, templates: Pick<Templates, 'openrcScript'>): string {
   const { user, group } = splitUser(cmd.user);
-  const lines = [
-    '#!/sbin/openrc-run',
-    `description=${shQuote(`Application of ${source.replace(/\n/g, ' ')} (converted by c2v)`)}`,
-    'supervisor=supervise-daemon',
-    `command=${shQuote(APP_WRAPPER_PATH)}`,
-    'respawn_delay=2',
-    'respawn_max=0',
-    `output_log=${shQuote(`/var/log/${APP_SERVICE_NAME}.log`)}`,
-    `error_log=${shQuote(`/var/log/${APP_SERVICE_NAME}.log`)}`,
-  ];
-  if (user) {
-    const owner = group ? `${user}:${group}` : user;
-    lines.push(`command_user=${shQuote(owner)}`);
-    // supervise-daemon opens the log after dropping privileges: the file must already be the user's.
-    lines.push('', 'start_pre() {', `\tcheckpath -f -m 0640 -o ${shQuote(owner)} ${shQuote(`/var/log/${APP_SERVICE_NAME}.log`)}`, '}');
-  }
-  // `use`, not `need`: Debian's networking script provides "networking", Alpine's "net"; a hard need on a name
-  // nobody provides keeps the app from starting at all.
-  lines.push('', 'depend() {', '\tuse net networking', '\tafter net networking firewall', '}', '');
-  return lines.join('\n');
+  const owner = user ? (group ? `${user}:${group}` : user) : '';
+  return renderTemplate(templates.openrcScript, {
+    description: appDescription(source),
+    wrapperPath: APP_WRAPPER_PATH,
+    logPath: `/var/log/${APP_SERVICE_NAME}.log`,
+    owner,
+  });
 }

@@ -1,7 +1,8 @@
 /**
  * Boot-time text files, as pure functions of the plan: grub.cfg on the root fs, the early config embedded in the
- * GRUB images, and the guest's fstab.
+ * GRUB images, and the guest's fstab (the text itself is in templates/boot/).
  */
+import { renderTemplate, type Templates } from './template.js';
 
 export const KERNEL_CMDLINE_CONSOLES = 'console=tty0 console=ttyS0,115200';
 
@@ -89,37 +90,22 @@ export interface GrubConfigInput {
 }
 
 /** The menu on the root filesystem (/boot/grub/grub.cfg), shared by the BIOS and EFI GRUB images. */
-export function grubConfig(input: GrubConfigInput): string {
-  const cmdline = ['root=UUID=' + input.rootFsUuid, 'ro', KERNEL_CMDLINE_CONSOLES, input.extraCmdline].filter(Boolean).join(' ');
-  const lines = [
-    '# Written by c2v. The image carries no GRUB of its own; this menu is read by the GRUB c2v installed.',
-    'serial --unit=0 --speed=115200',
-    'terminal_input console serial',
-    'terminal_output console serial',
-    `set timeout=${input.timeoutSeconds ?? 1}`,
-    'set default=0',
-    '',
-    `menuentry '${input.title.replace(/'/g, '')}' {`,
-    `  search --no-floppy --fs-uuid --set=root ${input.rootFsUuid}`,
-    `  echo 'Loading /${input.kernel.kernel}'`,
-    `  linux /${input.kernel.kernel} ${cmdline}`,
-  ];
-  if (input.kernel.initrd) lines.push(`  echo 'Loading /${input.kernel.initrd}'`, `  initrd /${input.kernel.initrd}`);
-  lines.push('}', '');
-  return lines.join('\n');
+export function grubConfig(input: GrubConfigInput, templates: Pick<Templates, 'grubConfig'>): string {
+  return renderTemplate(templates.grubConfig, {
+    timeoutSeconds: input.timeoutSeconds ?? 1,
+    // The title sits in single quotes, which GRUB's script cannot escape inside them.
+    title: input.title.replace(/'/g, ''),
+    rootFsUuid: input.rootFsUuid,
+    kernel: input.kernel.kernel,
+    initrd: input.kernel.initrd ?? '',
+    consoles: KERNEL_CMDLINE_CONSOLES,
+    extraCmdline: input.extraCmdline ?? '',
+  });
 }
 
-/**
- * Embedded in the GRUB images: find the root filesystem by UUID and hand over to its grub.cfg. Searching by UUID
- * rather than by partition number keeps working when vSphere presents the disk on another controller.
- */
-export function grubEarlyConfig(rootFsUuid: string): string {
-  return [
-    `search --no-floppy --fs-uuid --set=root ${rootFsUuid}`,
-    'set prefix=($root)/boot/grub',
-    'configfile ($root)/boot/grub/grub.cfg',
-    '',
-  ].join('\n');
+/** Embedded in the GRUB images: find the root filesystem by UUID and hand over to its grub.cfg. */
+export function grubEarlyConfig(rootFsUuid: string, templates: Pick<Templates, 'grubEarlyConfig'>): string {
+  return renderTemplate(templates.grubEarlyConfig, { rootFsUuid });
 }
 
 export interface FstabInput {
@@ -127,10 +113,6 @@ export interface FstabInput {
   espUuid?: string;
 }
 
-export function fstab(input: FstabInput): string {
-  const lines = ['# Written by c2v: the root filesystem and the EFI system partition, by UUID.', `UUID=${input.rootFsUuid} / ext4 errors=remount-ro 0 1`];
-  // nofail: a guest kernel without vfat must still boot; the ESP only matters to whoever updates the loader.
-  if (input.espUuid) lines.push(`UUID=${input.espUuid} /boot/efi vfat umask=0077,nofail 0 2`);
-  lines.push('');
-  return lines.join('\n');
+export function fstab(input: FstabInput, templates: Pick<Templates, 'fstab'>): string {
+  return renderTemplate(templates.fstab, { rootFsUuid: input.rootFsUuid, espUuid: input.espUuid ?? '' });
 }

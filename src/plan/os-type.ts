@@ -10,31 +10,22 @@
  * - `vmwOsType`, VMware's guest id (VirtualMachineGuestOsIdentifier). vSphere only knows the ids that
  *   existed in its API release, so each candidate below carries the release that introduced it
  *   ("Since vSphere API ..." in VMware's reference), and the newest one the target host knows wins.
- *   The target is the oldest ESXi that runs the OVF's virtual hardware version: vmx-14 (the OVF
- *   default) means ESXi 6.7, so out of the box Debian 11 gets debian10_64Guest and Alpine
+ *   The target is the oldest ESXi that runs the OVF's virtual hardware version (plan/vsphere-hardware.ts):
+ *   vmx-14 (c2v's default) means ESXi 6.7, so out of the box Debian 11 gets debian10_64Guest and Alpine
  *   other4xLinux64Guest; at vmx-18 (7.0U1) they get debian11_64Guest and other5xLinux64Guest.
  *   debian12_64Guest needs API 8.0.0.1 (8.0U1), which no hardware version proves before vmx-21 (8.0U2),
  *   so Debian 12 and 13 stay on debian11_64Guest below that. A guest id one release too old only
  *   changes vSphere's defaults for the guest; one too new makes the import fail.
  */
 
-import { DEFAULT_VMX_VERSION } from './ovf.js';
-
-export interface OsRelease {
-  ID?: string;
-  ID_LIKE?: string;
-  VERSION_ID?: string;
-  PRETTY_NAME?: string;
-}
+import { distroOf, type OsRelease } from './os-release.js';
+import { atLeast, oldestHostApi, type ApiRelease } from './vsphere-hardware.js';
 
 export interface GuestOs {
   cimId: number;
   vmwOsType: string;
   description: string;
 }
-
-/** A vSphere API release as [major, minor, update, patch]; compared element by element. */
-type ApiRelease = readonly [number, number, number, number];
 
 interface Candidate {
   id: string;
@@ -48,31 +39,6 @@ const API_7_0: ApiRelease = [7, 0, 0, 0];
 const API_7_0_1: ApiRelease = [7, 0, 1, 0];
 const API_8_0_0_1: ApiRelease = [8, 0, 0, 1];
 const ALWAYS: ApiRelease = [0, 0, 0, 0];
-
-/**
- * The oldest host release that runs each virtual hardware version (VMware KB 1003746):
- * 13 = 6.5, 14 = 6.7, 15 = 6.7U2, 17 = 7.0, 18 = 7.0U1, 19 = 7.0U2, 20 = 8.0, 21 = 8.0U2.
- */
-const HOST_FOR_VMX: readonly [number, ApiRelease][] = [
-  [21, [8, 0, 2, 0]],
-  [20, [8, 0, 0, 0]],
-  [19, [7, 0, 2, 0]],
-  [18, [7, 0, 1, 0]],
-  [17, [7, 0, 0, 0]],
-  [15, [6, 7, 2, 0]],
-  [14, [6, 7, 0, 0]],
-  [13, [6, 5, 0, 0]],
-];
-
-function hostForVmx(vmx: number): ApiRelease {
-  for (const [version, release] of HOST_FOR_VMX) if (vmx >= version) return release;
-  return [6, 0, 0, 0];
-}
-
-function atLeast(host: ApiRelease, since: ApiRelease): boolean {
-  for (let i = 0; i < 4; i++) if (host[i] !== since[i]) return host[i] > since[i];
-  return true;
-}
 
 /** Generic Linux, newest first; other5x/4x/3x name the kernel series, which os-release does not give. */
 const GENERIC: readonly Candidate[] = [
@@ -126,11 +92,6 @@ interface Family {
   candidates: Candidate[];
 }
 
-function majorOf(versionId: string | undefined): number | undefined {
-  const m = /^(\d+)/.exec(versionId ?? '');
-  return m ? Number(m[1]) : undefined;
-}
-
 function familyOf(id: string, like: readonly string[], major: number | undefined): Family {
   switch (id) {
     case 'debian':
@@ -182,11 +143,10 @@ function describe(release: OsRelease, id: string): string {
  * The guest OS to declare for an image. `vmxVersion` is the OVF's virtual hardware version; it decides
  * which guest ids the oldest compatible host knows.
  */
-export function guestOsFor(release: OsRelease, opts: { vmxVersion?: number } = {}): GuestOs {
-  const host = hostForVmx(opts.vmxVersion ?? DEFAULT_VMX_VERSION);
-  const id = (release.ID ?? '').trim().toLowerCase();
-  const like = (release.ID_LIKE ?? '').toLowerCase().split(/\s+/).filter(Boolean);
-  const family = familyOf(id, like, majorOf(release.VERSION_ID));
+export function guestOsFor(release: OsRelease, hardware: { vmxVersion: number }): GuestOs {
+  const host = oldestHostApi(hardware.vmxVersion);
+  const { id, like, major } = distroOf(release);
+  const family = familyOf(id, like, major);
   const known = family.candidates.find((c) => atLeast(host, c.since));
   // No family id this host knows: a generic Linux id, still under the family's CIM id.
   const chosen = known ?? GENERIC.find((c) => atLeast(host, c.since)) ?? GENERIC[GENERIC.length - 1];

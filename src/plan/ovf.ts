@@ -6,9 +6,6 @@
 
 import type { GuestOs } from './os-type.js';
 
-/** vmx-14: ESXi 6.7 and later, the oldest release still commonly deployed to. */
-export const DEFAULT_VMX_VERSION = 14;
-
 export type ScsiController = 'lsilogic' | 'lsilogicsas' | 'VirtualSCSI';
 export type NicType = 'VmxNet3' | 'E1000e';
 
@@ -20,8 +17,8 @@ export interface OvfSpec {
   memoryMiB: number;
   firmware: 'bios' | 'efi';
   os: GuestOs;
-  /** Virtual hardware version; default 14. */
-  vmxVersion?: number;
+  /** Virtual hardware version (vmx-NN); plan/vsphere-hardware.ts says what each one means. */
+  vmxVersion: number;
   /** Default VirtualSCSI (pvscsi). */
   scsiController?: ScsiController;
   nic?: NicType;
@@ -133,7 +130,7 @@ function vmwConfig(key: string, value: string, indent: string): string {
 }
 
 export function buildOvf(spec: OvfSpec): string {
-  const vmx = spec.vmxVersion ?? DEFAULT_VMX_VERSION;
+  const vmx = spec.vmxVersion;
   validate(spec, vmx);
   const scsi = spec.scsiController ?? 'VirtualSCSI';
   const nic = spec.nic ?? 'VmxNet3';

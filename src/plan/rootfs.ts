@@ -2,9 +2,9 @@
  * How the ext4 root filesystem is made: its size and the features the guest's own tools understand.
  * Pure: the caller supplies the content size and the guest's os-release.
  */
-const MiB = 1024 * 1024;
+import { distroOf, type OsRelease } from './os-release.js';
 
-export type OsRelease = Readonly<Record<string, string>>;
+const MiB = 1024 * 1024;
 
 /**
  * Features every guest we target can check at boot. Never `metadata_csum_seed` (GRUB before 2.12, which is what
@@ -15,18 +15,19 @@ const MODERN = ['has_journal', 'extent', 'huge_file', 'flex_bg', 'metadata_csum'
 /** For guests whose e2fsprogs predates metadata_csum (1.43): CentOS 7, Debian 8, Ubuntu 16.04 and older. */
 const LEGACY = ['has_journal', 'extent', 'huge_file', 'flex_bg', 'uninit_bg', '64bit', 'dir_nlink', 'extra_isize'];
 
-function majorVersion(os: OsRelease): number {
-  const v = Number.parseFloat(os.VERSION_ID ?? '');
-  return Number.isFinite(v) ? v : Number.NaN;
-}
+const RHEL_PARENTS: ReadonlySet<string> = new Set(['rhel', 'centos', 'fedora']);
 
 export function guestHasOldE2fsprogs(os: OsRelease): boolean {
-  const ids = [os.ID ?? '', ...(os.ID_LIKE ?? '').split(/\s+/)].map((s) => s.toLowerCase());
-  const v = majorVersion(os);
-  if (Number.isNaN(v)) return false;
-  if (os.ID === 'debian') return v < 9;
-  if (os.ID === 'ubuntu') return v < 18.04;
-  if (ids.some((i) => ['rhel', 'centos', 'fedora'].includes(i)) && os.ID !== 'fedora') return v < 8;
+  const { id, like, major } = distroOf(os);
+  if (major === undefined) return false;
+  if (id === 'debian') return major < 9;
+  // Ubuntu is numbered YY.MM, so the year decides: 17.10 is the last before 18.04.
+  if (id === 'ubuntu') return major < 18;
+  // Fedora counts its own releases; e2fsprogs 1.43 first shipped in Fedora 25.
+  if (id === 'fedora') return major < 25;
+  // What names RHEL, CentOS or Fedora as a parent numbers its releases after RHEL's (Rocky, Alma, Oracle Linux;
+  // Amazon Linux 2 says "centos rhel fedora", and its 2 falls on the right side of 8 as well).
+  if ([id, ...like].some((i) => RHEL_PARENTS.has(i))) return major < 8;
   return false;
 }
 

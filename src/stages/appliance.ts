@@ -2,7 +2,7 @@ import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { C2vError } from '../errors.js';
-import type { ImageEngine, ImageInfo, RootfsSource } from '../adapters/engine.js';
+import type { ImageBuilder, ImageInfo, RootfsSource } from '../adapters/engine.js';
 import type { AppliancePlan, ImageProbe } from '../plan/appliance.js';
 
 /** dockerfiles/ at the package root, from src/stages or dist/stages alike. */
@@ -28,7 +28,7 @@ export async function probeImage(source: RootfsSource, osRelease: Readonly<Recor
 
 /** Builds the derived image: the per-distro template FROM the user's image, with c2v's generated files. */
 export async function buildAppliance(
-  engine: ImageEngine,
+  builder: ImageBuilder,
   base: ImageInfo,
   plan: AppliancePlan,
   opts: { workDir: string; tag: string; onLog?: (line: string) => void },
@@ -39,7 +39,7 @@ export async function buildAppliance(
   for (const f of plan.files) await writeFile(path.join(ctx, f.path), f.content, { mode: f.mode });
   let id: string;
   try {
-    id = await engine.build({
+    id = await builder.build({
       contextDir: ctx,
       dockerfile: 'Dockerfile',
       tag: opts.tag,
@@ -53,7 +53,7 @@ export async function buildAppliance(
     }
     throw e;
   }
-  const info = await engine.inspect(id);
+  const info = await builder.source.inspect(id);
   if (!info) throw new C2vError('build', `the appliance image ${opts.tag} vanished right after its build`);
   return { ...info, ref: opts.tag };
 }

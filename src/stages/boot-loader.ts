@@ -3,6 +3,7 @@ import path from 'node:path';
 import { C2vError } from '../errors.js';
 import { run } from '../adapters/exec.js';
 import { grubEarlyConfig } from '../plan/boot-config.js';
+import type { Templates } from '../plan/template.js';
 
 /** Where Debian's grub-pc-bin and grub-efi-amd64-bin put their module trees. */
 export const GRUB_DIRS = {
@@ -54,9 +55,9 @@ export interface GrubImages {
  * Builds the GRUB images with grub-mkimage from the host's module trees: no grub-install, which wants a mounted
  * target and a real block device. Every module is embedded, so nothing but grub.cfg is read from the root fs.
  */
-export async function makeGrubImages(opts: { workDir: string; rootFsUuid: string; bios: boolean; efi: boolean }): Promise<GrubImages> {
+export async function makeGrubImages(opts: { workDir: string; rootFsUuid: string; bios: boolean; efi: boolean; templates: Templates }): Promise<GrubImages> {
   const early = path.join(opts.workDir, 'grub-early.cfg');
-  await writeFile(early, grubEarlyConfig(opts.rootFsUuid));
+  await writeFile(early, grubEarlyConfig(opts.rootFsUuid, opts.templates));
   const result: GrubImages = {};
   if (opts.bios) {
     await requireDir(GRUB_DIRS.bios, 'grub-pc-bin');

@@ -1,23 +1,18 @@
 /**
  * Package the appliance: an OVA (one tar) or an OVF folder (plain files side by side).
  *
- * The caller decides the member order; vSphere wants the .ovf first and the .mf next, then the files
- * in References order, which writeOva checks for the .ovf. Disk members are streamed from their
- * files: a VMDK can be many GiB.
- *
- * StreamingOva writes the disk straight into the archive as it is produced, so the VMDK is written once:
- * the OVF and .mf members, which come first but depend on the disk's size and hash, get fixed-size room at
- * the front that is filled in at the end (see StreamingOva).
+ * vSphere wants the .ovf first and the .mf next, then the files in References order. StreamingOva writes the
+ * disk straight into the archive as it is produced, so the VMDK is written once: the OVF and .mf members, which
+ * come first but depend on the disk's size and hash, get fixed-size room at the front that is filled in at the
+ * end (see StreamingOva).
  */
 
-import { createReadStream, createWriteStream } from 'node:fs';
 import { constants as fsConstants, copyFile, mkdir, open, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import createDebug from 'debug';
 import { C2vError } from '../errors.js';
-import { encodeTarHeader, tarPadding, TAR_BLOCK, TAR_END } from '../formats/tar.js';
+import { encodeOvaMemberHeader, roundUpToBlock, tarPadding, TAR_BLOCK, TAR_END } from '../formats/tar/index.js';
 import { formatManifest } from '../formats/manifest.js';
 import { StagedWriter, writeAll } from '../adapters/staged-writer.js';
 
@@ -52,51 +47,6 @@ async function checkMembers(members: readonly PackageMember[]): Promise<void> {
   }
 }
 
-async function* tarStream(members: readonly PackageMember[], mtime: number): AsyncGenerator<Buffer> {
-  for (const m of members) {
-    debug('member %s (%d bytes)', m.name, m.size);
-    yield encodeTarHeader({ name: m.name, size: m.size, mtime });
-    if (typeof m.source === 'string') {
-      let written = 0;
-      for await (const chunk of createReadStream(m.source, { highWaterMark: 1 << 20 })) {
-        const buf = chunk as Buffer;
-        written += buf.length;
-        // A file that grew after the stat would shift every later member: stop rather than corrupt.
-        if (written > m.size) throw sizeMismatch(m, written);
-        yield buf;
-      }
-      if (written !== m.size) throw sizeMismatch(m, written);
-    } else {
-      yield m.source;
-    }
-    yield tarPadding(m.size);
-  }
-  yield TAR_END;
-}
-
-/**
- * Write `members` as an OVA at `outPath`. The archive is built under a temporary name next to it and
- * renamed into place, so a failed or interrupted run leaves no truncated OVA behind.
- */
-export async function writeOva(outPath: string, members: readonly PackageMember[], opts: { mtime?: number } = {}): Promise<void> {
-  if (members.length === 0 || !members[0].name.endsWith('.ovf')) {
-    throw new C2vError('internal', `the first OVA member must be the .ovf descriptor, got ${members[0]?.name ?? 'nothing'}`);
-  }
-  // Header encoding validates names and sizes; do it for all members before creating any file.
-  for (const m of members) encodeTarHeader({ name: m.name, size: m.size, mtime: opts.mtime ?? 0 });
-  await checkMembers(members);
-
-  const partial = `${outPath}.partial`;
-  debug('writing %s', outPath);
-  try {
-    await pipeline(tarStream(members, opts.mtime ?? 0), createWriteStream(partial));
-    await rename(partial, outPath);
-  } catch (e) {
-    await rm(partial, { force: true });
-    throw e;
-  }
-}
-
 async function moveFile(from: string, to: string): Promise<void> {
   try {
     await rename(from, to);
@@ -115,7 +65,7 @@ async function moveFile(from: string, to: string): Promise<void> {
  */
 export async function writeOvfFolder(dir: string, members: readonly PackageMember[], opts: { move?: boolean } = {}): Promise<void> {
   // The OVA's name rules, so that both output formats of one plan accept the same members.
-  for (const m of members) encodeTarHeader({ name: m.name, size: m.size });
+  for (const m of members) encodeOvaMemberHeader({ name: m.name, size: m.size });
   await checkMembers(members);
   await mkdir(dir, { recursive: true });
 
@@ -178,8 +128,6 @@ export function padOvf(ovf: string, length: number): Buffer {
   return Buffer.concat([text, Buffer.from(`${' '.repeat(pad - 1)}\n`, 'ascii')]);
 }
 
-const roundUp = (n: number): number => Math.ceil(n / TAR_BLOCK) * TAR_BLOCK;
-
 /**
  * An OVA written in one pass with the disk streamed into it. Layout: [.ovf header][.ovf, padded to its
  * reserved length][.mf header][.mf][disk header][disk ...][padding][end of archive]. The .mf has fixed-length
@@ -205,7 +153,7 @@ export class StreamingOva {
     this.partial = `${outPath}.partial`;
     this.ovfReserve = ovfReserve;
     this.mfLength = Buffer.byteLength(this.manifest('0'.repeat(64), '0'.repeat(64)), 'utf8');
-    this.diskStart = TAR_BLOCK + roundUp(this.ovfReserve) + TAR_BLOCK + roundUp(this.mfLength) + TAR_BLOCK;
+    this.diskStart = TAR_BLOCK + roundUpToBlock(this.ovfReserve) + TAR_BLOCK + roundUpToBlock(this.mfLength) + TAR_BLOCK;
   }
 
   static async create(outPath: string, req: StreamingOvaRequest): Promise<StreamingOva> {
@@ -213,7 +161,7 @@ export class StreamingOva {
     const names = [req.ovfName, req.mfName, req.diskName];
     if (new Set(names).size !== names.length) throw new C2vError('internal', `OVA member names must differ: ${names.join(', ')}`);
     // Names are checked by the header encoder before any file exists.
-    for (const name of names) encodeTarHeader({ name, size: 0, mtime: req.mtime ?? 0 });
+    for (const name of names) encodeOvaMemberHeader({ name, size: 0, mtime: req.mtime ?? 0 });
     // The OVF is built (and validated) once before any file exists.
     const ovfReserve = Buffer.byteLength(req.ovf(Number.MAX_SAFE_INTEGER), 'utf8');
     const fh = await open(`${outPath}.partial`, 'w');
@@ -279,11 +227,11 @@ export class StreamingOva {
       [this.req.ovfName, ovf],
       [this.req.mfName, mf],
     ] as const) {
-      encodeTarHeader({ name, size: data.length, mtime }).copy(front, at);
+      encodeOvaMemberHeader({ name, size: data.length, mtime }).copy(front, at);
       data.copy(front, at + TAR_BLOCK);
-      at += TAR_BLOCK + roundUp(data.length);
+      at += TAR_BLOCK + roundUpToBlock(data.length);
     }
-    encodeTarHeader({ name: this.req.diskName, size: diskBytes, mtime }).copy(front, at);
+    encodeOvaMemberHeader({ name: this.req.diskName, size: diskBytes, mtime }).copy(front, at);
 
     const tail = Buffer.concat([tarPadding(diskBytes), TAR_END]);
     const end = this.diskStart + diskBytes;

@@ -7,9 +7,11 @@ import { C2vError } from '../errors.js';
 import { run } from '../adapters/exec.js';
 import { requireTarCapableMke2fs } from '../adapters/tools.js';
 import type { RootfsSource } from '../adapters/engine.js';
-import { filterRootfs, parseOsRelease, type RootfsFile, type RootfsInfo } from '../formats/rootfs-filter.js';
+import { filterRootfs, type RootfsFile, type RootfsInfo } from '../formats/rootfs-filter.js';
 import { chooseKernel, fstab, grubConfig, type KernelChoice } from '../plan/boot-config.js';
-import { ext4Features, mke2fsConfig, type OsRelease } from '../plan/rootfs.js';
+import type { Templates } from '../plan/template.js';
+import { ext4Features, mke2fsConfig } from '../plan/rootfs.js';
+import { parseOsRelease, type OsRelease } from '../plan/os-release.js';
 import { formatSize } from '../config/size.js';
 import { buildEpoch } from '../plan/identity.js';
 
@@ -25,7 +27,8 @@ export async function readOsRelease(source: RootfsSource): Promise<OsRelease> {
 
 export interface RootFilesystemRequest {
   source: RootfsSource;
-  osRelease: OsRelease;
+  /** ext4 features the guest's own tools understand (plan/rootfs.ts ext4Features). */
+  features: string[];
   diskPath: string;
   offsetBytes: number;
   sizeBytes: number;
@@ -38,6 +41,8 @@ export interface RootFilesystemRequest {
   mtimeClamp?: number;
   /** Added to the kernel command line in grub.cfg. */
   kernelCmdline?: string;
+  /** For fstab and grub.cfg (adapters/templates.ts loadTemplates). */
+  templates: Templates;
   /** Files c2v adds to the guest (service units, keys), appended to the stream. */
   extraFiles?: RootfsFile[];
   /** Inode count for mke2fs -N; default one per 8 KiB. */
@@ -72,7 +77,7 @@ export interface RootFilesystemResult {
  */
 export async function makeRootFilesystem(req: RootFilesystemRequest): Promise<RootFilesystemResult> {
   await requireTarCapableMke2fs();
-  const features = ext4Features(req.osRelease);
+  const features = req.features;
   const conf = path.join(req.workDir, 'mke2fs.conf');
   await writeFile(conf, mke2fsConfig(features));
 
@@ -149,7 +154,7 @@ export async function makeRootFilesystem(req: RootFilesystemRequest): Promise<Ro
 function filterOptions(req: RootFilesystemRequest, epoch: number | undefined, onKernel: (k: KernelChoice | undefined) => void) {
   return {
     hostname: req.hostname,
-    fstab: fstab({ rootFsUuid: req.fsUuid, espUuid: req.espUuid }),
+    fstab: fstab({ rootFsUuid: req.fsUuid, espUuid: req.espUuid }, req.templates),
     ensureDirs: ['boot/efi', 'boot/grub'],
     extraFiles: req.extraFiles,
     mtimeClamp: epoch,
@@ -157,7 +162,7 @@ function filterOptions(req: RootFilesystemRequest, epoch: number | undefined, on
       const kernel = chooseKernel(seen.kernels, seen.initrds, seen.symlinks);
       onKernel(kernel);
       if (!kernel) return [];
-      return [{ path: 'boot/grub/grub.cfg', content: grubConfig({ title: req.title, rootFsUuid: req.fsUuid, kernel, extraCmdline: req.kernelCmdline }), mode: 0o644 }];
+      return [{ path: 'boot/grub/grub.cfg', content: grubConfig({ title: req.title, rootFsUuid: req.fsUuid, kernel, extraCmdline: req.kernelCmdline }, req.templates), mode: 0o644 }];
     },
   };
 }

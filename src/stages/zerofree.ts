@@ -11,7 +11,7 @@ import {
   SUPERBLOCK_BYTES,
   SUPERBLOCK_OFFSET,
 } from '../formats/ext4.js';
-import { isZero } from '../formats/vmdk.js';
+import { isZero } from '../formats/zero.js';
 
 const debug = createDebug('c2v:disk');
 const CHUNK_BYTES = 1 << 20;

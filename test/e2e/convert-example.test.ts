@@ -5,8 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bootUntil, forgetKvmVerdict, kvmOpens, kvmStallRecorded } from '../../src/adapters/qemu.js';
-import { parseGpt } from '../../src/formats/gpt.js';
 import { EXAMPLE_DIR, OVF_SCHEMA, PROJECT_ROOT, requireDockerEngine } from '../helpers/env.js';
+import { parseGpt } from '../helpers/gpt-reader.js';
 import { runC2v, strayContainers } from '../helpers/run-cli.js';
 
 const sh = (cmd: string, args: string[], opts: { cwd?: string } = {}) => execFileSync(cmd, args, { encoding: 'utf8', cwd: opts.cwd, maxBuffer: 64 * 1024 * 1024 });

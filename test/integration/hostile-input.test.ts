@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { C2vError } from '../../src/errors.js';
 import type { RootfsSource } from '../../src/adapters/engine.js';
 import { makeRootFilesystem } from '../../src/stages/root-filesystem.js';
+import { loadTemplates } from '../../src/adapters/templates.js';
 import { checkOutput, inodeStat, listDir, type CheckedOutput } from '../helpers/check-output.js';
 import { tarBuffer, vmSkeleton, type TarEntry } from '../helpers/crafted-tar.js';
 import { requireDockerEngine } from '../helpers/env.js';
@@ -228,6 +229,7 @@ describe('entries docker rewrites or refuses, fed to the root filesystem stage d
       hostname: 'hostile',
       title: 'hostile',
       workDir: work,
+      templates: await loadTemplates(),
     });
     await execa('e2fsck', ['-fn', disk]);
     return { disk };
@@ -298,6 +300,7 @@ describe('entries docker rewrites or refuses, fed to the root filesystem stage d
       hostname: 'x',
       title: 'x',
       workDir: dir,
+      templates: await loadTemplates(),
     }).catch((err: unknown) => err);
     expect(e).toBeInstanceOf(C2vError);
     expect((e as C2vError).message).toMatch(/not a valid tar stream: header checksum mismatch/);

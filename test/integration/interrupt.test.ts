@@ -1,10 +1,11 @@
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { vmSkeleton } from '../helpers/crafted-tar.js';
 import { C2V_BIN, requireDockerEngine } from '../helpers/env.js';
+import { importImage, removeImages } from '../helpers/images.js';
 import { waitFor } from '../helpers/leftovers.js';
 import { strayContainers } from '../helpers/run-cli.js';
 
@@ -13,19 +14,18 @@ const IMAGE = 'c2v-test/slow-export:latest';
 describe('interruption', () => {
   let dir: string;
 
-  beforeAll(() => {
+  beforeAll(async () => {
     requireDockerEngine();
     dir = mkdtempSync(path.join(os.tmpdir(), 'c2v-int-'));
-    const ctx = path.join(dir, 'ctx');
-    mkdirSync(ctx);
-    // Incompressible data makes the root filesystem stage last long enough to be interrupted in.
-    writeFileSync(path.join(ctx, 'Dockerfile'), 'FROM debian:bookworm\nRUN head -c 1500M /dev/urandom > /payload\n');
-    execFileSync('docker', ['build', '-q', '-t', IMAGE, ctx], { stdio: 'ignore' });
+    // A VM image already (kernel and init present), so no appliance build runs before the root filesystem stage:
+    // how long such a build takes must not decide whether the signal lands in time. Incompressible data makes the
+    // root filesystem stage last long enough to be interrupted in.
+    await importImage(IMAGE, [...vmSkeleton({ name: 'slow-export' }), { name: 'payload', size: 1500 * 1024 * 1024 }]);
   }, 300_000);
 
-  afterAll(() => {
+  afterAll(async () => {
     rmSync(dir, { recursive: true, force: true });
-    execFileSync('docker', ['rmi', '-f', IMAGE], { stdio: 'ignore' });
+    await removeImages(IMAGE);
   });
 
   for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {

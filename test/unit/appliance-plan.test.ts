@@ -2,9 +2,12 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { appWrapper, containerArgv, isAppCommand, openrcScript, shQuote, splitUser, systemdUnit, type ImageCommand } from '../../src/plan/app-service.js';
-import { AppliancePlanError, distroFamily, planAppliance, setupScript, type ImageProbe } from '../../src/plan/appliance.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { loadTemplates } from '../../src/adapters/templates.js';
+import { appWrapper, containerArgv, isAppCommand, openrcScript, splitUser, systemdUnit, type ImageCommand } from '../../src/plan/app-service.js';
+import { AppliancePlanError, planAppliance, setupScript, type ImageProbe } from '../../src/plan/appliance.js';
+import { distroFamily } from '../../src/plan/os-release.js';
+import { shQuote, type Templates } from '../../src/plan/template.js';
 
 const cmd: ImageCommand = {
   entrypoint: ['/usr/bin/tini', '--'],
@@ -16,6 +19,11 @@ const cmd: ImageCommand = {
 };
 const bookworm = { ID: 'debian', VERSION_ID: '12', PRETTY_NAME: 'Debian GNU/Linux 12 (bookworm)' };
 const appImage: ImageProbe = { osRelease: bookworm, hasKernel: false, init: 'none' };
+
+let templates: Templates;
+beforeAll(async () => {
+  templates = await loadTemplates();
+});
 
 describe('the app command as a service', () => {
   it('runs ENTRYPOINT then CMD, or the override', () => {
@@ -35,7 +43,7 @@ describe('the app command as a service', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'c2v-wrap-'));
     try {
       const probe = { ...cmd, workingDir: dir };
-      const script = appWrapper(probe, ['/bin/sh', '-c', 'printf "%s|%s|%s|%s" "$GREETING" "$QUOTE" "$(pwd)" "$1"', 'arg0', "it's $HOME"], 'img:1');
+      const script = appWrapper(probe, ['/bin/sh', '-c', 'printf "%s|%s|%s|%s" "$GREETING" "$QUOTE" "$(pwd)" "$1"', 'arg0', "it's $HOME"], 'img:1', templates);
       const file = path.join(dir, 'run');
       writeFileSync(file, script, { mode: 0o755 });
       const out = execFileSync('/bin/sh', [file], { encoding: 'utf8', env: {} });
@@ -53,7 +61,7 @@ describe('the app command as a service', () => {
   });
 
   it('makes a systemd unit that restarts on failure and logs to the console, as the image USER', () => {
-    const unit = systemdUnit(cmd, 'myapp:1.4');
+    const unit = systemdUnit(cmd, 'myapp:1.4', templates);
     expect(unit).toContain('ExecStart=/usr/local/lib/c2v/app-run\n');
     expect(unit).toContain('User=app\nGroup=staff\n');
     expect(unit).toContain('Restart=on-failure\n');
@@ -62,7 +70,7 @@ describe('the app command as a service', () => {
   });
 
   it('makes an OpenRC script supervised and respawned', () => {
-    const s = openrcScript(cmd, 'myapp:1.4');
+    const s = openrcScript(cmd, 'myapp:1.4', templates);
     expect(s.startsWith('#!/sbin/openrc-run\n')).toBe(true);
     expect(s).toContain('supervisor=supervise-daemon\n');
     expect(s).toContain("command_user='app:staff'\n");
@@ -81,7 +89,7 @@ describe('appliance planning', () => {
   });
 
   it('adds kernel, systemd, network and the app service to a Debian app image', () => {
-    const plan = planAppliance({ source: 'myapp:1.4', command: cmd, probe: appImage, init: 'auto', appService: true })!;
+    const plan = planAppliance({ templates, source: 'myapp:1.4', command: cmd, probe: appImage, init: 'auto', appService: true })!;
     expect(plan).toMatchObject({ family: 'debian', template: 'debian.Dockerfile', init: 'systemd', installKernel: true, installInit: true, installNetwork: true, kernelCmdline: 'net.ifnames=0' });
     expect(plan.buildArgs).toEqual({ C2V_KERNEL: '1', C2V_INIT: 'systemd', C2V_NETWORK: '1', C2V_SSH: '0' });
     expect(plan.files.map((f) => f.path).sort()).toEqual(['c2v/app-run', 'c2v/c2v-app.service', 'c2v/interfaces', 'c2v/setup.sh']);
@@ -93,18 +101,18 @@ describe('appliance planning', () => {
 
   it('leaves a VM image alone', () => {
     const vm: ImageProbe = { osRelease: bookworm, hasKernel: true, init: 'systemd' };
-    expect(planAppliance({ source: 'vm', command: { ...cmd, entrypoint: [], cmd: ['/sbin/init'] }, probe: vm, init: 'auto', appService: true })).toBeUndefined();
-    expect(planAppliance({ source: 'vm', command: cmd, probe: vm, init: 'auto', appService: false })).toBeUndefined();
+    expect(planAppliance({ templates, source: 'vm', command: { ...cmd, entrypoint: [], cmd: ['/sbin/init'] }, probe: vm, init: 'auto', appService: true })).toBeUndefined();
+    expect(planAppliance({ templates, source: 'vm', command: cmd, probe: vm, init: 'auto', appService: false })).toBeUndefined();
   });
 
   it('adds only the service layer to an image that has kernel and init', () => {
-    const plan = planAppliance({ source: 'x', command: cmd, probe: { osRelease: bookworm, hasKernel: true, init: 'systemd' }, init: 'auto', appService: true })!;
+    const plan = planAppliance({ templates, source: 'x', command: cmd, probe: { osRelease: bookworm, hasKernel: true, init: 'systemd' }, init: 'auto', appService: true })!;
     expect(plan.buildArgs).toEqual({ C2V_KERNEL: '0', C2V_INIT: 'none', C2V_NETWORK: '0', C2V_SSH: '0' });
     expect(plan.kernelCmdline).toBe('');
   });
 
   it('switches to OpenRC on request, with networking and the getty in inittab', () => {
-    const plan = planAppliance({ source: 'x', command: cmd, probe: appImage, init: 'openrc', appService: true })!;
+    const plan = planAppliance({ templates, source: 'x', command: cmd, probe: appImage, init: 'openrc', appService: true })!;
     expect(plan.buildArgs.C2V_INIT).toBe('openrc');
     const setup = plan.files.find((f) => f.path === 'c2v/setup.sh')!.content;
     expect(setup).toContain('rc-update add networking boot');
@@ -114,17 +122,17 @@ describe('appliance planning', () => {
   });
 
   it('installs an SSH key and a root password hash only when given', () => {
-    const plan = planAppliance({ source: 'x', command: cmd, probe: appImage, init: 'auto', appService: false, sshAuthorizedKeys: 'ssh-ed25519 AAAA test', rootPasswordHash: '$6$salt$hash' })!;
+    const plan = planAppliance({ templates, source: 'x', command: cmd, probe: appImage, init: 'auto', appService: false, sshAuthorizedKeys: 'ssh-ed25519 AAAA test', rootPasswordHash: '$6$salt$hash' })!;
     expect(plan.buildArgs.C2V_SSH).toBe('1');
     expect(plan.files.find((f) => f.path === 'c2v/authorized_keys')?.content).toBe('ssh-ed25519 AAAA test\n');
-    expect(setupScript({ family: 'debian', init: 'systemd', installNetwork: false, app: false, ssh: false, rootPasswordHash: '$6$salt$hash' })).toContain(`usermod -p '$6$salt$hash' root`);
+    expect(setupScript({ family: 'debian', init: 'systemd', installNetwork: false, app: false, ssh: false, rootPasswordHash: '$6$salt$hash' }, templates)).toContain(`usermod -p '$6$salt$hash' root`);
   });
 
   it('refuses distributions without a template, and OpenRC where there is none', () => {
-    expect(() => planAppliance({ source: 'x', command: cmd, probe: { osRelease: { ID: 'arch', PRETTY_NAME: 'Arch Linux' }, hasKernel: false, init: 'none' }, init: 'auto', appService: true })).toThrow(
+    expect(() => planAppliance({ templates, source: 'x', command: cmd, probe: { osRelease: { ID: 'arch', PRETTY_NAME: 'Arch Linux' }, hasKernel: false, init: 'none' }, init: 'auto', appService: true })).toThrow(
       AppliancePlanError,
     );
-    expect(() => planAppliance({ source: 'x', command: cmd, probe: { osRelease: { ID: 'rocky', ID_LIKE: 'rhel' }, hasKernel: false, init: 'none' }, init: 'openrc', appService: true })).toThrow(
+    expect(() => planAppliance({ templates, source: 'x', command: cmd, probe: { osRelease: { ID: 'rocky', ID_LIKE: 'rhel' }, hasKernel: false, init: 'none' }, init: 'openrc', appService: true })).toThrow(
       /--init openrc is not available/,
     );
   });

@@ -1,7 +1,14 @@
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { loadTemplates } from '../../src/adapters/templates.js';
 import { chooseKernel, compareVersions, fstab, grubConfig, grubEarlyConfig } from '../../src/plan/boot-config.js';
+import type { Templates } from '../../src/plan/template.js';
 
 const UUID = '0b6c1f55-3c39-4a8e-9d8c-2f0e1c7a9b11';
+
+let templates: Templates;
+beforeAll(async () => {
+  templates = await loadTemplates();
+});
 
 describe('chooseKernel', () => {
   it('follows the distro /vmlinuz symlink when it names a present kernel', () => {
@@ -41,7 +48,7 @@ describe('grub configuration', () => {
   const kernel = { kernel: 'boot/vmlinuz-6.1.0-18-amd64', initrd: 'boot/initrd.img-6.1.0-18-amd64' };
 
   it('boots the kernel by root UUID with the consoles on tty0 and ttyS0 (ttyS0 last, so it is /dev/console)', () => {
-    const cfg = grubConfig({ title: "Debian's appliance", rootFsUuid: UUID, kernel });
+    const cfg = grubConfig({ title: "Debian's appliance", rootFsUuid: UUID, kernel }, templates);
     expect(cfg).toContain(`search --no-floppy --fs-uuid --set=root ${UUID}`);
     expect(cfg).toContain(`  linux /boot/vmlinuz-6.1.0-18-amd64 root=UUID=${UUID} ro console=tty0 console=ttyS0,115200\n`);
     expect(cfg).toContain('  initrd /boot/initrd.img-6.1.0-18-amd64\n');
@@ -50,11 +57,11 @@ describe('grub configuration', () => {
   });
 
   it('has no initrd line when the image has none', () => {
-    expect(grubConfig({ title: 't', rootFsUuid: UUID, kernel: { kernel: 'boot/vmlinuz-x' } })).not.toContain('initrd');
+    expect(grubConfig({ title: 't', rootFsUuid: UUID, kernel: { kernel: 'boot/vmlinuz-x' } }, templates)).not.toContain('initrd');
   });
 
   it('has an early config that finds the root by UUID and loads its grub.cfg', () => {
-    expect(grubEarlyConfig(UUID).split('\n')).toEqual([
+    expect(grubEarlyConfig(UUID, templates).split('\n')).toEqual([
       `search --no-floppy --fs-uuid --set=root ${UUID}`,
       'set prefix=($root)/boot/grub',
       'configfile ($root)/boot/grub/grub.cfg',
@@ -63,7 +70,7 @@ describe('grub configuration', () => {
   });
 
   it('writes fstab entries by UUID, the ESP optional at boot', () => {
-    const text = fstab({ rootFsUuid: UUID, espUuid: 'ABCD-1234' });
+    const text = fstab({ rootFsUuid: UUID, espUuid: 'ABCD-1234' }, templates);
     expect(text).toContain(`UUID=${UUID} / ext4 errors=remount-ro 0 1\n`);
     expect(text).toContain('UUID=ABCD-1234 /boot/efi vfat umask=0077,nofail 0 2\n');
   });

@@ -2,7 +2,13 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { inflateSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createGrainCompressor, NATIVE_MODULE_PATH, type DeflateEngine, type GrainCompressor } from '../../src/adapters/deflate-pool.js';
+import {
+  createGrainCompressor,
+  DEFLATE_WORKER_PATH,
+  NATIVE_MODULE_PATH,
+  type DeflateEngine,
+  type GrainCompressor,
+} from '../../src/adapters/deflate-pool.js';
 import { GRAIN_BYTES } from '../../src/formats/vmdk.js';
 
 const CHUNK_GRAINS = 16;
@@ -57,6 +63,7 @@ describe('deflate engines', () => {
   it('uses the native module by default once `npm run build` has built it', async () => {
     // scripts/prepare builds it; a CI run without it would measure and ship the slower engine unnoticed.
     expect(existsSync(NATIVE_MODULE_PATH), `${NATIVE_MODULE_PATH} missing: run npm run build`).toBe(true);
+    expect(existsSync(DEFLATE_WORKER_PATH), `${DEFLATE_WORKER_PATH} missing: run npm run build`).toBe(true);
     expect((await start()).engine).toBe('libdeflate-native');
   });
 

@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { guestOsFor } from '../../src/plan/os-type.js';
+import { DEFAULT_HW_VERSION } from '../../src/plan/vsphere-hardware.js';
+
+/** What c2v writes when --hw-version is not given. */
+const byDefault = { vmxVersion: DEFAULT_HW_VERSION };
 
 const debian = (v?: string) => ({ ID: 'debian', VERSION_ID: v, PRETTY_NAME: v ? `Debian GNU/Linux ${v}` : 'Debian GNU/Linux trixie/sid' });
 
@@ -16,20 +20,30 @@ describe('guestOsFor', () => {
     expect(guestOsFor(debian(undefined), { vmxVersion: 19 })).toEqual({ cimId: 96, vmwOsType: 'debian11_64Guest', description: 'Debian GNU/Linux trixie/sid' });
   });
 
-  it('defaults to what ESXi 6.7 (vmx-14, the OVF default) knows', () => {
-    expect(guestOsFor(debian('11')).vmwOsType).toBe('debian10_64Guest');
-    expect(guestOsFor(debian('12')).vmwOsType).toBe('debian10_64Guest');
-    expect(guestOsFor(debian('11'))).toEqual(guestOsFor(debian('11'), { vmxVersion: 14 }));
-    expect(guestOsFor({ ID: 'alpine', VERSION_ID: '3.20.3' }).vmwOsType).toBe('other4xLinux64Guest');
+  it('declares what ESXi 6.7 (vmx-14, the default) knows by default', () => {
+    expect(DEFAULT_HW_VERSION).toBe(14);
+    expect(guestOsFor(debian('11'), byDefault).vmwOsType).toBe('debian10_64Guest');
+    expect(guestOsFor(debian('12'), byDefault).vmwOsType).toBe('debian10_64Guest');
+    expect(guestOsFor({ ID: 'alpine', VERSION_ID: '3.20.3' }, byDefault).vmwOsType).toBe('other4xLinux64Guest');
+  });
+
+  it('answers Workstation-only and pre-6.5 hardware versions as it always has', () => {
+    // vmx-16 has no ESXi of its own: it is declared for 6.7U2 (vmx-15), not for 7.0.
+    expect(guestOsFor(debian('11'), { vmxVersion: 16 }).vmwOsType).toBe('debian10_64Guest');
+    expect(guestOsFor(debian('11'), { vmxVersion: 17 }).vmwOsType).toBe('debian11_64Guest');
+    // vmx-10 (ESXi 5.5) still gets what 6.0 knows: debian9_64Guest arrived in API 6.0.
+    expect(guestOsFor(debian('9'), { vmxVersion: 10 }).vmwOsType).toBe('debian9_64Guest');
+    expect(guestOsFor(debian('10'), { vmxVersion: 12 }).vmwOsType).toBe('debian9_64Guest');
+    expect(guestOsFor(debian('10'), { vmxVersion: 13 }).vmwOsType).toBe('debian10_64Guest');
   });
 
   it('maps Ubuntu and its derivatives to ubuntu64Guest', () => {
-    expect(guestOsFor({ ID: 'ubuntu', VERSION_ID: '24.04', PRETTY_NAME: 'Ubuntu 24.04.1 LTS' })).toEqual({
+    expect(guestOsFor({ ID: 'ubuntu', VERSION_ID: '24.04', PRETTY_NAME: 'Ubuntu 24.04.1 LTS' }, byDefault)).toEqual({
       cimId: 94,
       vmwOsType: 'ubuntu64Guest',
       description: 'Ubuntu 24.04.1 LTS',
     });
-    expect(guestOsFor({ ID: 'linuxmint', ID_LIKE: 'ubuntu debian', VERSION_ID: '21.3' }).vmwOsType).toBe('ubuntu64Guest');
+    expect(guestOsFor({ ID: 'linuxmint', ID_LIKE: 'ubuntu debian', VERSION_ID: '21.3' }, byDefault).vmwOsType).toBe('ubuntu64Guest');
   });
 
   it('maps Alpine and unknown distributions to generic Linux', () => {
@@ -58,14 +72,14 @@ describe('guestOsFor', () => {
   });
 
   it('maps other known distributions', () => {
-    expect(guestOsFor({ ID: 'fedora', VERSION_ID: '40' })).toMatchObject({ cimId: 101, vmwOsType: 'fedora64Guest' });
+    expect(guestOsFor({ ID: 'fedora', VERSION_ID: '40' }, byDefault)).toMatchObject({ cimId: 101, vmwOsType: 'fedora64Guest' });
     // amazonlinux2_64Guest arrived in 6.7U1, after the vmx-14 baseline (6.7).
-    expect(guestOsFor({ ID: 'amzn', VERSION_ID: '2' })).toMatchObject({ vmwOsType: 'other4xLinux64Guest' });
+    expect(guestOsFor({ ID: 'amzn', VERSION_ID: '2' }, byDefault)).toMatchObject({ vmwOsType: 'other4xLinux64Guest' });
     expect(guestOsFor({ ID: 'amzn', VERSION_ID: '2' }, { vmxVersion: 15 })).toMatchObject({ vmwOsType: 'amazonlinux2_64Guest' });
     expect(guestOsFor({ ID: 'amzn', VERSION_ID: '2023' }, { vmxVersion: 19 })).toMatchObject({ vmwOsType: 'amazonlinux3_64Guest' });
     expect(guestOsFor({ ID: 'amzn', VERSION_ID: '2023' }, { vmxVersion: 14 })).toMatchObject({ vmwOsType: 'other4xLinux64Guest' });
-    expect(guestOsFor({ ID: 'sles', VERSION_ID: '15.6' })).toMatchObject({ cimId: 85, vmwOsType: 'sles15_64Guest' });
-    expect(guestOsFor({ ID: 'opensuse-leap', VERSION_ID: '15.6' })).toMatchObject({ cimId: 83, vmwOsType: 'opensuse64Guest' });
+    expect(guestOsFor({ ID: 'sles', VERSION_ID: '15.6' }, byDefault)).toMatchObject({ cimId: 85, vmwOsType: 'sles15_64Guest' });
+    expect(guestOsFor({ ID: 'opensuse-leap', VERSION_ID: '15.6' }, byDefault)).toMatchObject({ cimId: 83, vmwOsType: 'opensuse64Guest' });
     expect(guestOsFor({ ID: 'kali', ID_LIKE: 'debian', VERSION_ID: '2024.1' }, { vmxVersion: 17 })).toMatchObject({
       cimId: 96,
       vmwOsType: 'debian11_64Guest',
@@ -73,7 +87,7 @@ describe('guestOsFor', () => {
   });
 
   it('is case- and whitespace-tolerant in ID and ID_LIKE', () => {
-    expect(guestOsFor({ ID: 'Ubuntu ' }).vmwOsType).toBe('ubuntu64Guest');
-    expect(guestOsFor({ ID: 'pop', ID_LIKE: '  Ubuntu   debian ' }).vmwOsType).toBe('ubuntu64Guest');
+    expect(guestOsFor({ ID: 'Ubuntu ' }, byDefault).vmwOsType).toBe('ubuntu64Guest');
+    expect(guestOsFor({ ID: 'pop', ID_LIKE: '  Ubuntu   debian ' }, byDefault).vmwOsType).toBe('ubuntu64Guest');
   });
 });

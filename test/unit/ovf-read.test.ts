@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { buildOvf } from '../../src/plan/ovf.js';
 import { readOvfHardware } from '../../src/plan/ovf-read.js';
-import { devicesFor } from '../../src/stages/verify.js';
+import { devicesFor } from '../../src/commands/verify.js';
 
 const base = {
   name: 'app',
@@ -9,6 +9,7 @@ const base = {
   cpus: 1,
   memoryMiB: 2048,
   os: { cimId: 96, vmwOsType: 'debian10_64Guest', description: 'Debian' },
+  vmxVersion: 14,
 };
 
 describe('reading back the hardware c2v declared', () => {

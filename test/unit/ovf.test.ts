@@ -49,6 +49,7 @@ const base: OvfSpec = {
   memoryMiB: 2048,
   firmware: 'bios',
   os: { cimId: 96, vmwOsType: 'debian11_64Guest', description: 'Debian GNU/Linux 12 (bookworm)' },
+  vmxVersion: 14,
   annotation: 'built from <nginx:1.27> & "friends"\nsecond line',
 };
 

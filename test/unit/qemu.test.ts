@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { accelChoice, SerialWatch } from '../../src/adapters/qemu.js';
-import { BOOTED } from '../../src/stages/verify.js';
+import { BOOTED } from '../../src/commands/verify.js';
 
 describe('serial console watching', () => {
   it('matches a marker line split over pieces only once its end has arrived', () => {

@@ -9,7 +9,8 @@ import { pipeline } from 'node:stream/promises';
 import { extract, pack, type Header } from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { C2vError } from '../../src/errors.js';
-import { filterRootfs, parseOsRelease, type RootfsFixes, type RootfsInfo } from '../../src/formats/rootfs-filter.js';
+import { filterRootfs, type RootfsFixes, type RootfsInfo } from '../../src/formats/rootfs-filter.js';
+import { parseOsRelease } from '../../src/plan/os-release.js';
 
 const MKE2FS = '/usr/sbin/mke2fs';
 const DEBUGFS = '/usr/sbin/debugfs';
@@ -364,15 +365,6 @@ describe('filterRootfs on a docker-export-like stream', () => {
       kernels: [KERNEL],
       initrds: [INITRD],
       symlinks: { vmlinuz: KERNEL, 'initrd.img': INITRD },
-      osRelease: {
-        PRETTY_NAME: 'Debian GNU/Linux 12 (bookworm)',
-        NAME: 'Debian GNU/Linux',
-        VERSION_ID: '12',
-        VERSION: '12 (bookworm)',
-        VERSION_CODENAME: 'bookworm',
-        ID: 'debian',
-        HOME_URL: 'https://www.debian.org/',
-      },
       hasInit: true,
     });
     expect(info.bytes).toBeGreaterThan(BIG.length);
@@ -482,7 +474,6 @@ describe('filterRootfs edge cases', () => {
     expect(get('etc/machine-id').header.size).toBe(0);
     expect(get('etc/hostname').header.mtime).toEqual(new Date(1_600_000_000 * 1000));
     expect(info).toMatchObject({ entries: 8, kernels: [], initrds: [], symlinks: {}, hasInit: false });
-    expect(info.osRelease).toBeUndefined();
   });
 
   it('keeps non-empty host files (mode 0644) and symlinked ones, and drops links to dropped files', async () => {
@@ -514,7 +505,6 @@ describe('filterRootfs edge cases', () => {
     expect(get('etc/hosts').header).toMatchObject({ type: 'symlink', linkname: '/run/hosts' });
     expect(get('etc/machine-id').header).toMatchObject({ type: 'file', size: 0, mode: 0o444 });
     expect(names.filter((n) => n === 'etc/hosts')).toHaveLength(1);
-    expect(info.osRelease).toEqual({ ID: 'alpine' });
     expect(info.kernels).toEqual(['boot/vmlinuz-virt']);
     expect(info.initrds).toEqual(['boot/initramfs-virt']);
   });

@@ -23,6 +23,23 @@ describe('ext4 features for the guest', () => {
     expect(ext4Features({ ID: 'debian', VERSION_ID: '12' })).toContain('metadata_csum');
   });
 
+  it("reads each distribution's version on its own numbering", () => {
+    // Fedora counts its own releases: 1.43 arrived in Fedora 25, so RHEL's "before 8" says nothing about it.
+    expect(guestHasOldE2fsprogs({ ID: 'fedora', VERSION_ID: '24' })).toBe(true);
+    expect(guestHasOldE2fsprogs({ ID: 'fedora', VERSION_ID: '25' })).toBe(false);
+    // Rebuilds and Fedora-derived distributions that name a parent follow RHEL's numbering.
+    expect(guestHasOldE2fsprogs({ ID: 'ol', ID_LIKE: 'fedora', VERSION_ID: '7.9' })).toBe(true);
+    expect(guestHasOldE2fsprogs({ ID: 'rocky', ID_LIKE: 'rhel centos fedora', VERSION_ID: '8.10' })).toBe(false);
+    expect(guestHasOldE2fsprogs({ ID: 'amzn', ID_LIKE: 'centos rhel fedora', VERSION_ID: '2' })).toBe(true);
+    expect(guestHasOldE2fsprogs({ ID: 'amzn', ID_LIKE: 'fedora', VERSION_ID: '2023' })).toBe(false);
+    // A derivative's own version is not its parent's: Mint 17 is not Ubuntu 17.
+    expect(guestHasOldE2fsprogs({ ID: 'linuxmint', ID_LIKE: 'ubuntu debian', VERSION_ID: '17' })).toBe(false);
+    expect(guestHasOldE2fsprogs({ ID: 'ubuntu', VERSION_ID: '17.10' })).toBe(true);
+    expect(guestHasOldE2fsprogs({ ID: 'ubuntu', VERSION_ID: '18.04' })).toBe(false);
+    expect(guestHasOldE2fsprogs({ ID: 'debian', VERSION_ID: '8' })).toBe(true);
+    expect(guestHasOldE2fsprogs({ ID: 'debian' })).toBe(false);
+  });
+
   it('writes a private mke2fs.conf naming exactly those features', () => {
     const conf = mke2fsConfig(['has_journal', 'extent']);
     expect(conf).toMatch(/^\t\tfeatures = has_journal,extent$/m);

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dataMap, normalizeRanges, parseFilefrag } from '../../src/adapters/data-map.js';
-import { grainRuns, writeVmdk } from '../../src/adapters/raw-grains.js';
+import { grainRuns, writeVmdk } from '../../src/stages/vmdk.js';
 import { GRAIN_BYTES } from '../../src/formats/vmdk.js';
 import { firstDifferentGrain, parseVmdk } from '../helpers/vmdk-reader.js';
 
@@ -102,7 +102,7 @@ describe('hole skipping on a sparse raw disk with data islands', () => {
   it('writes the same VMDK bytes with and without skipping, reading only the islands, and qemu-img finds it identical', async () => {
     const skipped = join(dir, 'skipped.vmdk');
     const full = join(dir, 'full.vmdk');
-    const opts = { capacityBytes: size, fileName: 'islands.vmdk' };
+    const opts = { capacityBytes: size, fileName: 'islands.vmdk', virtualHwVersion: 14 };
     const reports: number[][] = [];
     const a = await writeVmdk(raw, skipped, { ...opts, onProgress: (done, total) => reports.push([done, total]) });
     const b = await writeVmdk(raw, full, { ...opts, mapData: false });
@@ -125,7 +125,7 @@ describe('hole skipping on a sparse raw disk with data islands', () => {
   }, 120_000);
 
   it('gives the same bytes whatever the number of deflate threads, and valid output from the node:zlib fallback', async () => {
-    const opts = { capacityBytes: size, fileName: 'islands.vmdk' };
+    const opts = { capacityBytes: size, fileName: 'islands.vmdk', virtualHwVersion: 14 };
     const one = join(dir, 't1.vmdk');
     const three = join(dir, 't3.vmdk');
     const zlib = join(dir, 'zlib.vmdk');

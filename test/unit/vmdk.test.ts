@@ -6,34 +6,14 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { deflateSync, inflateSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readGrains, writeVmdk } from '../../src/adapters/raw-grains.js';
-import {
-  encodeDescriptor,
-  encodeHeader,
-  encodeMarker,
-  encodeStreamOptimized,
-  GD_AT_END,
-  GRAIN_BYTES,
-  isZero,
-  MARKER,
-  vmdkGeometry,
-  type Grain,
-  type VmdkOptions,
-} from '../../src/formats/vmdk.js';
+import { encodeDescriptor, encodeHeader, encodeMarker, GD_AT_END, GRAIN_BYTES, MARKER, vmdkGeometry, type VmdkOptions } from '../../src/formats/vmdk.js';
+import { isZero } from '../../src/formats/zero.js';
+import { writeVmdk } from '../../src/stages/vmdk.js';
+import { encodeVmdk, type Grain } from '../helpers/vmdk-encoder.js';
 import { firstDifferentGrain, parseDescriptor, parseHeader, parseVmdk, reconstruct } from '../helpers/vmdk-reader.js';
 
 const execFileAsync = promisify(execFile);
 const MiB = 1024 * 1024;
-
-async function* fromArray(grains: Grain[]): AsyncGenerator<Grain> {
-  yield* grains;
-}
-
-async function encodeAll(grains: Grain[], opts: VmdkOptions): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of encodeStreamOptimized(fromArray(grains), opts)) chunks.push(c);
-  return Buffer.concat(chunks);
-}
 
 /** A raw disk image in memory from the same grains, as the expected result of a round trip. */
 function rawOf(grains: Grain[], capacityBytes: number): Buffer {
@@ -98,7 +78,7 @@ describe('vmdkGeometry', () => {
 });
 
 describe('encodeDescriptor', () => {
-  const opts: VmdkOptions = { capacityBytes: 16 * 1024 * MiB, fileName: 'myapp-disk1.vmdk' };
+  const opts: VmdkOptions = { capacityBytes: 16 * 1024 * MiB, fileName: 'myapp-disk1.vmdk', virtualHwVersion: 14 };
   const buf = encodeDescriptor(opts);
   const d = parseDescriptor(buf);
 
@@ -141,14 +121,14 @@ describe('encodeDescriptor', () => {
   });
 
   it('reports every invalid option at once', () => {
-    expect(() => encodeDescriptor({ capacityBytes: 1000, fileName: 'a"b', compressLevel: 0 })).toThrowError(
-      /capacityBytes.*; fileName.*; compressLevel/,
+    expect(() => encodeDescriptor({ capacityBytes: 1000, fileName: 'a"b', virtualHwVersion: 3, compressLevel: 0 })).toThrowError(
+      /capacityBytes.*; fileName.*; virtualHwVersion.*; compressLevel/,
     );
-    expect(() => encodeDescriptor({ capacityBytes: 2 ** 41 + 512, fileName: 'x.vmdk' })).toThrowError(/2 TiB/);
+    expect(() => encodeDescriptor({ capacityBytes: 2 ** 41 + 512, fileName: 'x.vmdk', virtualHwVersion: 14 })).toThrowError(/2 TiB/);
   });
 });
 
-describe('encodeStreamOptimized', () => {
+describe('StreamOptimizedEncoder', () => {
   // 100 MiB + 3 sectors: four grain-table groups (a group covers 32 MiB), the third without data, and a last
   // grain of 1536 bytes.
   const capacityBytes = 100 * MiB + 1536;
@@ -160,10 +140,10 @@ describe('encodeStreamOptimized', () => {
     { index: 600, data: randomBytes(GRAIN_BYTES) }, // second grain-table group
     { index: lastIndex, data: randomBytes(1536) },
   ];
-  const opts: VmdkOptions = { capacityBytes, fileName: 'scattered.vmdk', concurrency: 3 };
+  const opts: VmdkOptions = { capacityBytes, fileName: 'scattered.vmdk', virtualHwVersion: 14 };
   let file: Buffer;
-  beforeAll(async () => {
-    file = await encodeAll(grains, opts);
+  beforeAll(() => {
+    file = encodeVmdk(grains, opts);
   });
 
   it('lays the stream out in the required order, with nothing after the EOS marker', () => {
@@ -221,15 +201,8 @@ describe('encodeStreamOptimized', () => {
     expect(reconstruct(file).equals(rawOf(grains, capacityBytes))).toBe(true);
   });
 
-  it('produces the same bytes whatever the concurrency', async () => {
-    const serial = await encodeAll(grains, { ...opts, concurrency: 1 });
-    const wide = await encodeAll(grains, { ...opts, concurrency: 64 });
-    expect(serial.equals(file)).toBe(true);
-    expect(wide.equals(file)).toBe(true);
-  });
-
-  it('still writes GD, footer and EOS for an all-zero disk, and no grain table', async () => {
-    const empty = await encodeAll([{ index: 3, data: Buffer.alloc(GRAIN_BYTES) }], { capacityBytes: 64 * MiB, fileName: 'e.vmdk' });
+  it('still writes GD, footer and EOS for an all-zero disk, and no grain table', () => {
+    const empty = encodeVmdk([{ index: 3, data: Buffer.alloc(GRAIN_BYTES) }], { capacityBytes: 64 * MiB, fileName: 'e.vmdk', virtualHwVersion: 14 });
     const v = parseVmdk(empty);
     expect(v.events.map((e) => e.kind)).toEqual(['gd', 'footer', 'eos']);
     expect(v.trailingBytes).toBe(0);
@@ -239,21 +212,11 @@ describe('encodeStreamOptimized', () => {
     expect(isZero(reconstruct(empty))).toBe(true);
   });
 
-  it('rejects grains out of order or beyond the disk', async () => {
+  it('rejects grains out of order or beyond the disk', () => {
     const data = Buffer.alloc(GRAIN_BYTES, 1);
-    await expect(encodeAll([{ index: 2, data }, { index: 1, data }], opts)).rejects.toThrow(/out of order/);
-    await expect(encodeAll([{ index: lastIndex + 1, data }], opts)).rejects.toThrow(/beyond the disk/);
-    await expect(encodeAll([{ index: 0, data: Buffer.alloc(GRAIN_BYTES + 1) }], opts)).rejects.toThrow(/bytes/);
-  });
-});
-
-describe('isZero', () => {
-  it('finds a single non-zero byte anywhere, also past the first 64 KiB', () => {
-    const b = Buffer.alloc(3 * GRAIN_BYTES + 7);
-    expect(isZero(b)).toBe(true);
-    b[b.length - 1] = 1;
-    expect(isZero(b)).toBe(false);
-    expect(isZero(Buffer.alloc(0))).toBe(true);
+    expect(() => encodeVmdk([{ index: 2, data }, { index: 1, data }], opts)).toThrow(/out of order/);
+    expect(() => encodeVmdk([{ index: 2, data }, { index: 2, data }], opts)).toThrow(/out of order/);
+    expect(() => encodeVmdk([{ index: lastIndex + 1, data }], opts)).toThrow(/beyond the disk/);
   });
 });
 
@@ -279,28 +242,6 @@ describe('raw disk to VMDK on disk', () => {
     return p;
   }
 
-  it('readGrains yields copies of only the non-zero grains, with the window and short tail honoured', async () => {
-    const p = await sparseRaw('grains.raw', 9 * MiB + 4096, [
-      [10, Buffer.from('x')],
-      [5 * MiB - 1, Buffer.from('yz')], // straddles grains 79 and 80, and the 4 MiB read chunk boundary
-      [9 * MiB + 4095, Buffer.from('q')],
-    ]);
-    const all: Grain[] = [];
-    for await (const g of readGrains(p)) all.push(g);
-    expect(all.map((g) => g.index)).toEqual([0, 79, 80, 144]);
-    expect(all.map((g) => g.data.length)).toEqual([GRAIN_BYTES, GRAIN_BYTES, GRAIN_BYTES, 4096]);
-    expect(all[0].data[10]).toBe(0x78);
-    expect(all[1].data[GRAIN_BYTES - 1]).toBe(0x79);
-    expect(all[2].data[0]).toBe(0x7a);
-    expect(all[0].data.buffer).not.toBe(all[1].data.buffer);
-    const windowed: Grain[] = [];
-    for await (const g of readGrains(p, 5 * MiB - GRAIN_BYTES, 2 * GRAIN_BYTES)) windowed.push(g);
-    expect(windowed.map((g) => [g.index, g.data[GRAIN_BYTES - 1], g.data[0]])).toEqual([
-      [0, 0x79, 0],
-      [1, 0, 0x7a],
-    ]);
-  });
-
   it('writes a VMDK that qemu-img checks and finds identical to the raw disk, hashed as written', async () => {
     const size = 200 * MiB;
     const raw = await sparseRaw('disk.raw', size, [
@@ -311,7 +252,7 @@ describe('raw disk to VMDK on disk', () => {
       [size - 700, randomBytes(700)],
     ]);
     const out = join(dir, 'disk.vmdk');
-    const result = await writeVmdk(raw, out, { capacityBytes: size, fileName: 'disk.vmdk' });
+    const result = await writeVmdk(raw, out, { capacityBytes: size, fileName: 'disk.vmdk', virtualHwVersion: 14 });
 
     const bytes = await readFile(out);
     expect(result.bytes).toBe(bytes.length);
@@ -347,19 +288,83 @@ describe('raw disk to VMDK on disk', () => {
   it('leaves no partial output when encoding fails', async () => {
     const raw = await sparseRaw('small.raw', MiB, [[0, Buffer.from('data')]]);
     const out = join(dir, 'failed.vmdk');
-    await expect(writeVmdk(raw, out, { capacityBytes: MiB, fileName: 'bad"name.vmdk' })).rejects.toThrow(/fileName/);
+    await expect(writeVmdk(raw, out, { capacityBytes: MiB, fileName: 'bad"name.vmdk', virtualHwVersion: 14 })).rejects.toThrow(/fileName/);
     await expect(stat(out)).rejects.toMatchObject({ code: 'ENOENT' });
-    await expect(writeVmdk(raw, out, { capacityBytes: MiB / 2, fileName: 'x.vmdk' })).rejects.toThrow(/larger than the VMDK capacity/);
+    await expect(writeVmdk(raw, out, { capacityBytes: MiB / 2, fileName: 'x.vmdk', virtualHwVersion: 14 })).rejects.toThrow(/larger than the VMDK capacity/);
     await expect(stat(out)).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
   it('reads a raw file shorter than the capacity as zeros past its end', async () => {
     const raw = await sparseRaw('short.raw', MiB + 1000, [[MiB + 999, Buffer.from('e')]]);
     const out = join(dir, 'short.vmdk');
-    await writeVmdk(raw, out, { capacityBytes: 4 * MiB, fileName: 'short.vmdk' });
+    await writeVmdk(raw, out, { capacityBytes: 4 * MiB, fileName: 'short.vmdk', virtualHwVersion: 14 });
     const disk = reconstruct(await readFile(out));
     expect(disk.length).toBe(4 * MiB);
     expect(disk[MiB + 999]).toBe(0x65);
     expect(isZero(disk.subarray(MiB + 1000))).toBe(true);
   });
+});
+
+describe('writer output, pinned', () => {
+  let dir: string;
+  let raw: string;
+  // A fixed disk: text-like data (so the deflate engine's choices show in the bytes), an island of pseudo-random
+  // bytes in the third grain-table group, allocated zeros, and a raw file ending short of the capacity.
+  const capacityBytes = 70 * MiB + 1536;
+  const opts = { capacityBytes, fileName: 'pinned-disk1.vmdk', virtualHwVersion: 14 };
+  // SHA-256 of the VMDK as the writer produced it when this pin was set; any change to a byte of c2v's VMDK
+  // output (layout, descriptor, grain order, deflate engine or level) changes it.
+  const PINNED = 'ec53efbbab53db73df0575d4562ebf3becbfb2f1aff57e067af513460c781170';
+
+  function text(bytes: number): Buffer {
+    const lines: string[] = [];
+    let n = 0;
+    for (let i = 0; n < bytes; i++) {
+      const line = `${i.toString(36)} ${createHash('sha256').update(String(i % 97)).digest('hex').slice(0, (i * 7) % 40)} /usr/lib/x86_64-linux-gnu/lib${i % 13}.so.${i % 5}\n`;
+      lines.push(line);
+      n += line.length;
+    }
+    return Buffer.from(lines.join('')).subarray(0, bytes);
+  }
+
+  function noise(bytes: number): Buffer {
+    const parts: Buffer[] = [];
+    for (let i = 0; parts.length * 32 < bytes; i++) parts.push(createHash('sha256').update(`noise ${i}`).digest());
+    return Buffer.concat(parts).subarray(0, bytes);
+  }
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'c2v-vmdk-pin-'));
+    raw = join(dir, 'pinned.raw');
+    await writeFile(raw, '');
+    await truncate(raw, 70 * MiB + 1000);
+    const fh = await open(raw, 'r+');
+    try {
+      for (const [at, data] of [
+        [0, text(600 * 1024)],
+        [5 * MiB + 7, Buffer.alloc(3 * GRAIN_BYTES)],
+        [5 * MiB + 3 * GRAIN_BYTES, text(70_000)],
+        [66 * MiB, noise(200 * 1024)],
+        [70 * MiB + 999, Buffer.from('e')],
+      ] as [number, Buffer][]) {
+        await fh.write(data, 0, data.length, at);
+      }
+    } finally {
+      await fh.close();
+    }
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  for (const engine of ['libdeflate-native', 'libdeflate-wasm'] as const) {
+    it(`has not changed a byte (${engine})`, async () => {
+      const out = join(dir, `${engine}.vmdk`);
+      const result = await writeVmdk(raw, out, { ...opts, engine, threads: 2 });
+      expect(result.engine).toBe(engine);
+      expect(result.sha256).toBe(createHash('sha256').update(await readFile(out)).digest('hex'));
+      expect(reconstruct(await readFile(out)).subarray(0, 70 * MiB + 1000).equals(await readFile(raw))).toBe(true);
+      expect(result.sha256).toBe(PINNED);
+    }, 60_000);
+  }
 });

@@ -1,12 +1,11 @@
-import { createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createReadStream } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import * as tar from 'tar-stream';
 import { C2vError } from '../errors.js';
+import { readBody, readTar, textOf } from '../formats/tar/index.js';
 import { bootUntil, type Accel, type DiskBus, type Firmware, type NicModel } from '../adapters/qemu.js';
 import { readOvfHardware, type OvfHardware } from '../plan/ovf-read.js';
 
@@ -42,28 +41,22 @@ export function devicesFor(hw: OvfHardware, firmware: Firmware): { bus: DiskBus;
 }
 
 async function extractOva(ova: string, dir: string): Promise<{ ovf: string; disk: string }> {
-  const extract = tar.extract();
   let ovf: string | undefined;
   const disks = new Map<string, string>();
-  const done = (async () => {
-    for await (const entry of extract) {
-      const name = path.basename(entry.header.name);
+  try {
+    for await (const entry of readTar(createReadStream(ova), { source: 'the archive', endMarkerOptional: true })) {
+      const name = path.basename(textOf(entry.header.name));
       if (name.endsWith('.ovf')) {
-        const chunks: Buffer[] = [];
-        for await (const c of entry) chunks.push(c as Buffer);
-        ovf = Buffer.concat(chunks).toString('utf8');
+        ovf = (await readBody(entry)).toString('utf8');
       } else if (name.endsWith('.vmdk')) {
         const to = path.join(dir, name);
-        await pipeline(entry, createWriteStream(to));
+        await pipeline(entry.body, createWriteStream(to));
         disks.set(name, to);
-      } else {
-        entry.resume();
       }
     }
-  })();
-  await Promise.all([pipeline(createReadStream(ova), extract), done]).catch((e) => {
+  } catch (e) {
     throw new C2vError('input', `${ova} is not a readable OVA (tar): ${(e as Error).message}`, { cause: e });
-  });
+  }
   if (!ovf) throw new C2vError('input', `${ova} has no .ovf descriptor`);
   const hw = readOvfHardware(ovf);
   const disk = (hw.diskFile && disks.get(hw.diskFile)) ?? [...disks.values()][0];

@@ -1,10 +1,14 @@
+/**
+ * The "write VMDK" stage: a raw disk image in, a streamOptimized VMDK out (formats/vmdk.ts lays the file out,
+ * adapters/deflate-pool.ts compresses its grains).
+ */
 import { open, rm, stat, type FileHandle } from 'node:fs/promises';
 import createDebug from 'debug';
 import { C2vError } from '../errors.js';
-import { GRAIN_BYTES, isZero, StreamOptimizedEncoder, type Grain, type VmdkOptions } from '../formats/vmdk.js';
-import { dataMap, type ByteRange, type DataMap } from './data-map.js';
-import { createGrainCompressor, type CompressedChunk, type DeflateEngine } from './deflate-pool.js';
-import { StagedWriter } from './staged-writer.js';
+import { dataMap, type ByteRange, type DataMap } from '../adapters/data-map.js';
+import { createGrainCompressor, type CompressedChunk, type DeflateEngine } from '../adapters/deflate-pool.js';
+import { StagedWriter } from '../adapters/staged-writer.js';
+import { GRAIN_BYTES, StreamOptimizedEncoder, type VmdkOptions } from '../formats/vmdk.js';
 
 const debug = createDebug('c2v:disk');
 
@@ -47,42 +51,6 @@ async function readFully(fh: FileHandle, buf: Uint8Array, length: number, positi
     done += bytesRead;
   }
   return done;
-}
-
-/**
- * The non-zero grains of a raw disk image (or of a byte window of one), in index order. Only the parts of the
- * file that hold data (per the data map) are read; holes and bytes past the end of the file count as zeros.
- */
-export async function* readGrains(
-  path: string,
-  offsetBytes = 0,
-  lengthBytes?: number,
-  grainBytes: number = GRAIN_BYTES,
-): AsyncGenerator<Grain> {
-  if (!Number.isSafeInteger(grainBytes) || grainBytes <= 0) throw new RangeError(`grainBytes must be positive (got ${grainBytes})`);
-  if (!Number.isSafeInteger(offsetBytes) || offsetBytes < 0) throw new RangeError(`offsetBytes must be >= 0 (got ${offsetBytes})`);
-  const fh = await open(path, 'r');
-  try {
-    const size = (await fh.stat()).size;
-    const length = lengthBytes ?? Math.max(0, size - offsetBytes);
-    if (!Number.isSafeInteger(length) || length < 0) throw new RangeError(`lengthBytes must be >= 0 (got ${length})`);
-    const map = await dataMap(path, size);
-    const window = map.ranges
-      .map((r) => ({ start: Math.max(r.start, offsetBytes) - offsetBytes, end: Math.min(r.end, offsetBytes + length) - offsetBytes }))
-      .filter((r) => r.end > r.start);
-    for (const chunk of chunksOf(grainRuns(window, grainBytes), Math.max(1, Math.floor((4 << 20) / grainBytes)))) {
-      const start = chunk.first * grainBytes;
-      const want = Math.min(chunk.count * grainBytes, length - start);
-      const buf = Buffer.alloc(want);
-      await readFully(fh, buf, Math.max(0, Math.min(want, size - offsetBytes - start)), offsetBytes + start);
-      for (let off = 0, i = 0; off < want; off += grainBytes, i++) {
-        const grain = buf.subarray(off, Math.min(want, off + grainBytes));
-        if (!isZero(grain)) yield { index: chunk.first + i, data: Buffer.from(grain) };
-      }
-    }
-  } finally {
-    await fh.close();
-  }
 }
 
 export interface VmdkWriteOptions extends VmdkOptions {

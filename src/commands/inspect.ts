@@ -1,10 +1,12 @@
-import { C2vError } from './errors.js';
-import type { ImageEngine } from './adapters/engine.js';
-import { registerCleanup } from './adapters/cleanup.js';
-import { containerArgv, isAppCommand } from './plan/app-service.js';
-import { AppliancePlanError, distroFamily, planAppliance, type InitChoice } from './plan/appliance.js';
-import { readOsRelease } from './stages/root-filesystem.js';
-import { probeImage } from './stages/appliance.js';
+import { C2vError } from '../errors.js';
+import type { ImageSource } from '../adapters/engine.js';
+import { RootfsHandle } from '../adapters/rootfs-handle.js';
+import { loadTemplates } from '../adapters/templates.js';
+import { containerArgv, isAppCommand } from '../plan/app-service.js';
+import { AppliancePlanError, planAppliance, type InitChoice } from '../plan/appliance.js';
+import { distroFamily } from '../plan/os-release.js';
+import { readOsRelease } from '../stages/root-filesystem.js';
+import { probeImage } from '../stages/appliance.js';
 
 export interface InspectReport {
   image: string;
@@ -26,18 +28,18 @@ export interface InspectReport {
 }
 
 /** What c2v sees in an image and what a conversion would add to it; starts nothing. */
-export async function inspectImage(engine: ImageEngine, ref: string, init: InitChoice = 'auto'): Promise<InspectReport> {
-  const image = await engine.inspect(ref);
+export async function inspectImage(images: ImageSource, ref: string, init: InitChoice = 'auto'): Promise<InspectReport> {
+  const image = await images.inspect(ref);
   if (!image) throw new C2vError('input', `image ${ref} is not present locally: build or pull it first`);
-  const source = await engine.openRootfs(image.id);
-  const unregister = registerCleanup('container', () => source.release());
+  const rootfs = new RootfsHandle(images);
   try {
+    const source = await rootfs.of(image.id);
     const osRelease = await readOsRelease(source);
     const probe = await probeImage(source, osRelease);
     const argv = containerArgv(image.config);
     let adds: InspectReport['adds'];
     try {
-      const plan = planAppliance({ source: ref, command: image.config, probe, init, appService: true });
+      const plan = planAppliance({ source: ref, command: image.config, probe, init, appService: true, templates: await loadTemplates() });
       adds = plan
         ? [plan.installKernel && 'kernel', plan.installInit && `init (${plan.init})`, plan.installNetwork && 'DHCP networking, serial getty, open-vm-tools', plan.appArgv && 'app service'].filter(
             (x): x is string => Boolean(x),
@@ -65,7 +67,6 @@ export async function inspectImage(engine: ImageEngine, ref: string, init: InitC
       adds,
     };
   } finally {
-    await source.release();
-    unregister();
+    await rootfs.release();
   }
 }

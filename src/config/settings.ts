@@ -1,0 +1,210 @@
+import { z } from 'zod';
+import { parseSize } from './size.js';
+import { DEFAULT_COMPRESS_LEVEL } from '../formats/vmdk.js';
+import { DEFAULT_HW_VERSION } from '../plan/vsphere-hardware.js';
+
+/**
+ * Every `convert` setting, declared once, as data. The yargs options (and their help, with the real
+ * default), the argv-to-settings mapping and the zod schema are all derived from CONVERT_SETTINGS, so a
+ * flag, its default and its messages cannot drift apart. A bad value gets the same message wherever it
+ * came from, because only the schema judges values: yargs is given neither defaults nor choices.
+ */
+export interface Setting {
+  /** How yargs reads the flag; the schema still judges the value (yargs turns `--cpus abc` into null). */
+  readonly type: 'string' | 'number' | 'boolean';
+  /** Help text, without the default or the choices: those are appended from the data. */
+  readonly describe: string;
+  readonly alias?: string;
+  /** A closed set: the schema becomes an enum whose message lists the choices. */
+  readonly choices?: readonly [string, ...string[]];
+  /** Filled in by the schema (not by yargs) when the flag is absent; shown in `--help`. */
+  readonly default?: string | number | boolean;
+  /** The value's type and refinements, without default or optionality; absent for choices and CLI-only flags. */
+  readonly schema?: z.ZodType;
+  /** A positional argument of the command: required, so neither optional nor defaulted. */
+  readonly positional?: true;
+  /** Shapes only what the CLI prints, so it is not a setting of the conversion (absent from the schema). */
+  readonly cliOnly?: true;
+}
+
+/** Settings keyed by their kebab-case flag name. */
+export type SettingsTable = Readonly<Record<string, Setting>>;
+
+/** `disk-size` -> `diskSize`: the schema's key for a flag. */
+export type CamelCase<S extends string> = S extends `${infer H}-${infer T}` ? `${H}${Capitalize<CamelCase<T>>}` : S;
+
+export function camelCase<S extends string>(flag: S): CamelCase<S> {
+  return flag.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase()) as CamelCase<S>;
+}
+
+export const FORMATS = ['ova', 'ovf', 'vmdk', 'raw'] as const;
+export const BOOT_MODES = ['hybrid', 'bios', 'efi'] as const;
+export const SCSI_CONTROLLERS = ['pvscsi', 'lsilogic', 'lsilogicsas'] as const;
+export const NICS = ['vmxnet3', 'e1000e'] as const;
+export const INIT_SYSTEMS = ['auto', 'systemd', 'openrc'] as const;
+
+const MiB = 1024 * 1024;
+
+const sizeOrAuto = z.union([z.literal('auto'), z.string(), z.number()]).transform((v, ctx) => {
+  if (v === 'auto') return 'auto' as const;
+  const bytes = typeof v === 'number' ? v : parseSize(v);
+  if (bytes === undefined || bytes <= 0) {
+    ctx.addIssue({ code: 'custom', message: `"${v}" is not a size: use a number with a unit, like 4G or 2048M, or "auto"` });
+    return z.NEVER;
+  }
+  // Disks are planned in whole MiB; round up so "1.5G" and byte counts both work.
+  return Math.ceil(bytes / MiB) * MiB;
+});
+
+/** A JSON array of strings, or plain words separated by spaces (no shell quoting: use JSON for that). */
+export function parseCommand(text: string): string[] | undefined {
+  const t = text.trim();
+  if (t.startsWith('[')) {
+    try {
+      const v: unknown = JSON.parse(t);
+      return Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'string') ? (v as string[]) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+  const words = t.split(/\s+/).filter(Boolean);
+  return words.length ? words : undefined;
+}
+
+const command = z
+  .string()
+  .min(1, '--cmd must not be empty')
+  .transform((v, ctx) => {
+    const argv = parseCommand(v);
+    if (!argv) {
+      ctx.addIssue({ code: 'custom', message: '--cmd must be a JSON array of strings (["app","--port","80"]) or words separated by spaces' });
+      return z.NEVER;
+    }
+    return argv;
+  });
+
+/** In `--help` order; the schema keeps the same order. */
+export const CONVERT_SETTINGS = {
+  input: {
+    positional: true,
+    type: 'string',
+    describe: 'A Dockerfile, a build context directory, or an image reference',
+    schema: z.string().min(1, 'say what to convert: a Dockerfile, a build context directory or an image reference'),
+  },
+  output: {
+    alias: 'o',
+    type: 'string',
+    describe: 'Output path (default: <name>.ova, or <name>/ for --format ovf)',
+    schema: z.string().min(1),
+  },
+  format: { type: 'string', describe: 'What to write', choices: FORMATS, default: 'ova' },
+  boot: { type: 'string', describe: 'Boot code to install (EFI firmware unless bios)', choices: BOOT_MODES, default: 'hybrid' },
+  name: {
+    type: 'string',
+    describe: 'VM name (default: from the image or build context)',
+    schema: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, '--name must be 1-63 letters, digits, ".", "_" or "-", starting with a letter or digit'),
+  },
+  cpus: {
+    type: 'number',
+    describe: 'Virtual CPUs',
+    default: 1,
+    schema: z.coerce.number({ message: '--cpus must be a number' }).int('--cpus must be a whole number').min(1, '--cpus must be at least 1').max(128, '--cpus must be at most 128'),
+  },
+  memory: {
+    type: 'number',
+    describe: 'Memory in MiB',
+    default: 1024,
+    schema: z.coerce
+      .number({ message: '--memory must be a number of MiB' })
+      .int('--memory must be a whole number of MiB')
+      .min(128, '--memory must be at least 128 (MiB)')
+      .max(1048576, '--memory must be at most 1048576 (MiB)'),
+  },
+  'disk-size': { type: 'string', describe: 'Virtual disk size, like 8G, or auto (content plus headroom)', default: 'auto', schema: sizeOrAuto },
+  network: { type: 'string', describe: 'Name of the network the NIC connects to', default: 'VM Network', schema: z.string().min(1, '--network must not be empty') },
+  scsi: { type: 'string', describe: 'Disk controller', choices: SCSI_CONTROLLERS, default: 'pvscsi' },
+  nic: { type: 'string', describe: 'Network adapter', choices: NICS, default: 'vmxnet3' },
+  'hw-version': {
+    type: 'number',
+    describe: 'Virtual hardware version (vmx-NN)',
+    default: DEFAULT_HW_VERSION,
+    schema: z.coerce.number({ message: '--hw-version must be a number' }).int().min(10, '--hw-version must be 10 or newer (vmx-10 = ESXi 5.5)').max(21, '--hw-version must be 21 or older'),
+  },
+  'compress-level': {
+    type: 'number',
+    describe: 'Deflate level of the VMDK grains, 1-9 (higher: smaller, slower)',
+    default: DEFAULT_COMPRESS_LEVEL,
+    schema: z.coerce.number({ message: '--compress-level must be a number' }).int().min(1, '--compress-level must be 1-9').max(9, '--compress-level must be 1-9'),
+  },
+  pull: { type: 'boolean', describe: 'Pull the image when it is not present locally (--no-pull to refuse)', default: true, schema: z.boolean() },
+  init: { type: 'string', describe: 'Init system when c2v adds one', choices: INIT_SYSTEMS, default: 'auto' },
+  'app-service': { type: 'boolean', describe: "Run the image's ENTRYPOINT/CMD as a boot service (--no-app-service to skip)", default: true, schema: z.boolean() },
+  cmd: { type: 'string', describe: 'Command for the app service instead of ENTRYPOINT+CMD: a JSON array or words', schema: command },
+  'ssh-key': {
+    type: 'string',
+    describe: 'Public key file to authorize for root over SSH (adds openssh-server)',
+    schema: z.string().min(1, '--ssh-key must name a public key file'),
+  },
+  'root-password-hash': {
+    type: 'string',
+    describe: 'crypt(3) hash for root (root stays locked without it)',
+    schema: z.string().regex(/^\$[0-9a-z]+\$[^\s:]+$/, '--root-password-hash must be a crypt(3) hash such as the output of `openssl passwd -6`'),
+  },
+  workdir: { type: 'string', describe: 'Where to stage temporary files (default: beside the output)', schema: z.string() },
+  'keep-workdir': { type: 'boolean', describe: 'Keep the staging folder, for debugging', default: false, schema: z.boolean() },
+  plan: { type: 'boolean', describe: 'Print what c2v would do (the conversion plan) as JSON and write nothing', default: false, schema: z.boolean() },
+  timings: { type: 'boolean', describe: 'Print how long each stage took', cliOnly: true },
+} as const satisfies SettingsTable;
+
+export type ConvertSettings = typeof CONVERT_SETTINGS;
+
+type Validator<S extends Setting> = S extends { choices: infer C extends readonly [string, ...string[]] }
+  ? z.ZodEnum<{ [V in C[number]]: V }>
+  : S extends { schema: infer Z extends z.ZodType }
+    ? Z
+    : never;
+
+type Field<S extends Setting> = S extends { default: unknown }
+  ? z.ZodDefault<Validator<S>>
+  : S extends { positional: true }
+    ? Validator<S>
+    : z.ZodOptional<Validator<S>>;
+
+/** The zod object shape a table declares: camelCase keys, CLI-only flags left out. */
+export type SchemaShape<T extends SettingsTable> = {
+  -readonly [K in keyof T as T[K] extends { cliOnly: true } ? never : CamelCase<K & string>]: Field<T[K]>;
+};
+
+/** The value a setting's flag must have, before defaults; its message names the flag. */
+export function validatorOf(flag: string, s: Setting): z.ZodType {
+  if (s.choices) return z.enum(s.choices, { message: `--${flag} must be one of: ${s.choices.join(', ')}` });
+  if (s.schema) return s.schema;
+  throw new Error(`setting --${flag} declares neither choices nor a schema`);
+}
+
+/** A setting's schema field: its validator, defaulted or optional as declared. */
+export function fieldOf(flag: string, s: Setting): z.ZodType {
+  const v = validatorOf(flag, s);
+  if (s.default !== undefined) return (v as z.ZodType<unknown>).default(s.default);
+  return s.positional ? v : v.optional();
+}
+
+export function schemaShape<T extends SettingsTable>(table: T): SchemaShape<T> {
+  const shape: Record<string, z.ZodType> = {};
+  for (const [flag, s] of Object.entries(table)) {
+    if (!s.cliOnly) shape[camelCase(flag)] = fieldOf(flag, s);
+  }
+  return shape as SchemaShape<T>;
+}
+
+/**
+ * The schema's input from parsed flags: camelCase keys, and only the flags that were given, so the
+ * schema alone fills in defaults (a config file could then sit between the two).
+ */
+export function settingsInput(table: SettingsTable, flags: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  const input: Record<string, unknown> = {};
+  for (const [flag, s] of Object.entries(table)) {
+    if (!s.cliOnly && flags[flag] !== undefined) input[camelCase(flag)] = flags[flag];
+  }
+  return input;
+}

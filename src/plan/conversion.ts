@@ -1,0 +1,185 @@
+/**
+ * What one conversion will do, computed before anything is written: the appliance step, the identities, the disk
+ * layout, the boot configuration, the VMDK and OVF settings and the output files. The pipeline applies it stage
+ * by stage; `c2v convert --plan` prints it. Pure: the same request always gives the same plan.
+ */
+import { C2vError } from '../errors.js';
+import type { ConvertOptions } from '../config/schema.js';
+import { AppliancePlanError, planAppliance, type AppliancePlan, type ImageProbe } from './appliance.js';
+import { buildEpoch, deriveIdentity, fatUuid, seedFrom, type DiskIdentity } from './identity.js';
+import type { ImageInfo } from './image.js';
+import { layoutForContent, type DiskSize } from './disk-size.js';
+import type { DiskLayout } from './layout.js';
+import { ext4Features } from './rootfs.js';
+import type { OsRelease } from './os-release.js';
+import { guestOsFor, type GuestOs } from './os-type.js';
+import type { NicType, ScsiController } from './ovf.js';
+import type { Templates } from './template.js';
+
+export interface ConversionRequest {
+  /** The VM's name (already validated or derived from the input). */
+  name: string;
+  /** Absolute output path. */
+  output: string;
+  options: ConvertOptions;
+  /** The image as acquired (built or found). */
+  image: ImageInfo;
+  osRelease: OsRelease;
+  probe: ImageProbe;
+  sshAuthorizedKeys?: string;
+  /** The appliance image once built; without it a plan that needs one stops before the disk. */
+  vmImage?: ImageInfo;
+  /** The environment's SOURCE_DATE_EPOCH, as given. */
+  sourceDateEpoch?: string;
+  /** The guest files' templates (adapters/templates.ts loadTemplates). */
+  templates: Templates;
+}
+
+export interface OutputPlan {
+  format: ConvertOptions['format'];
+  path: string;
+  /** Member names of the OVA or OVF folder (also the bare VMDK's name inside the workspace). */
+  ovfName: string;
+  mfName: string;
+  diskName: string;
+}
+
+/** The disk and what describes it; known once the image that goes onto the disk is known. */
+export interface DiskPlan {
+  image: { ref: string; id: string; sizeBytes: number };
+  /** Every time written into the disk; undefined: the clock (not reproducible). */
+  epoch?: number;
+  identity: DiskIdentity;
+  /** --disk-size: `auto` or bytes. */
+  requestedSize: DiskSize;
+  /** Sized from the image's bytes; the rootfs stage may measure and re-lay it (see disk-size.ts). */
+  layout: DiskLayout;
+  boot: { bios: boolean; efi: boolean; kernelCmdline: string };
+  rootfs: { hostname: string; title: string; features: string[]; espUuid: string };
+  vmdk: { capacityBytes: number; fileName: string; adapterType: 'lsilogic'; virtualHwVersion: number; compressLevel: number; cid: number };
+  /** The OVF but for the sizes only the written disk gives (file bytes, populated bytes). */
+  ovf: {
+    name: string;
+    cpus: number;
+    memoryMiB: number;
+    firmware: 'bios' | 'efi';
+    os: GuestOs;
+    vmxVersion: number;
+    scsiController: ScsiController;
+    nic: NicType;
+    networkName: string;
+    annotation: string;
+  };
+}
+
+export interface ConversionPlan {
+  name: string;
+  image: { ref: string; id: string; sizeBytes: number; distribution: string };
+  /** What the appliance step adds (a derived image built FROM the image), when the image is not a VM already. */
+  appliance?: AppliancePlan;
+  /** Absent while the appliance image is still to be built: its id and size decide identities and layout. */
+  disk?: DiskPlan;
+  output: OutputPlan;
+}
+
+const SCSI: Record<ConvertOptions['scsi'], ScsiController> = { pvscsi: 'VirtualSCSI', lsilogic: 'lsilogic', lsilogicsas: 'lsilogicsas' };
+const NIC: Record<ConvertOptions['nic'], NicType> = { vmxnet3: 'VmxNet3', e1000e: 'E1000e' };
+
+export function planConversion(req: ConversionRequest): ConversionPlan {
+  const { name, options: opts, image, osRelease } = req;
+  const appliance = applianceFor(req);
+  const vmImage = req.vmImage ?? (appliance ? undefined : image);
+  return {
+    name,
+    image: { ref: image.ref, id: image.id, sizeBytes: image.sizeBytes, distribution: osRelease.PRETTY_NAME ?? osRelease.ID ?? 'unknown' },
+    appliance,
+    disk: vmImage && planDisk(req, vmImage, appliance),
+    output: {
+      format: opts.format,
+      path: req.output,
+      ovfName: `${name}.ovf`,
+      mfName: `${name}.mf`,
+      diskName: `${name}-disk1.vmdk`,
+    },
+  };
+}
+
+function planDisk(req: ConversionRequest, vmImage: ImageInfo, appliance: AppliancePlan | undefined): DiskPlan {
+  const { name, options: opts, osRelease } = req;
+  const identity = deriveIdentity(seedFrom([vmImage.id, opts.boot, opts.diskSize, name]));
+  const layout = layoutForContent(vmImage.sizeBytes, opts.diskSize, identity);
+  const efi = opts.boot !== 'bios';
+  return {
+    image: { ref: vmImage.ref, id: vmImage.id, sizeBytes: vmImage.sizeBytes },
+    // SOURCE_DATE_EPOCH, else the image's creation date: reproducible by default.
+    epoch: buildEpoch(req.sourceDateEpoch, vmImage.created),
+    identity,
+    requestedSize: opts.diskSize,
+    layout,
+    boot: { bios: opts.boot !== 'efi', efi, kernelCmdline: appliance?.kernelCmdline ?? '' },
+    rootfs: { hostname: hostnameOf(name), title: osRelease.PRETTY_NAME ?? name, features: ext4Features(osRelease), espUuid: fatUuid(identity.espVolumeId) },
+    vmdk: {
+      capacityBytes: layout.diskBytes,
+      fileName: `${name}-disk1.vmdk`,
+      adapterType: 'lsilogic',
+      virtualHwVersion: opts.hwVersion,
+      compressLevel: opts.compressLevel,
+      cid: identity.vmdkCid,
+    },
+    ovf: {
+      name,
+      cpus: opts.cpus,
+      memoryMiB: opts.memory,
+      firmware: efi ? 'efi' : 'bios',
+      os: guestOsFor(osRelease, { vmxVersion: opts.hwVersion }),
+      vmxVersion: opts.hwVersion,
+      scsiController: SCSI[opts.scsi],
+      nic: NIC[opts.nic],
+      networkName: opts.network,
+      annotation: annotation(req.image, opts),
+    },
+  };
+}
+
+function applianceFor(req: ConversionRequest): AppliancePlan | undefined {
+  const { image, options: opts } = req;
+  try {
+    return planAppliance({
+      source: image.ref,
+      command: image.config,
+      probe: req.probe,
+      init: opts.init,
+      appService: opts.appService,
+      cmdOverride: opts.cmd,
+      sshAuthorizedKeys: req.sshAuthorizedKeys,
+      rootPasswordHash: opts.rootPasswordHash,
+      templates: req.templates,
+    });
+  } catch (e) {
+    if (e instanceof AppliancePlanError) throw new C2vError('input', e.message, { cause: e });
+    throw e;
+  }
+}
+
+/** A hostname from the VM name: lower case, letters, digits and inner hyphens, at most 63 characters. */
+export function hostnameOf(name: string): string {
+  return (
+    name
+      .toLowerCase()
+      .replace(/[^a-z0-9-]+/g, '-')
+      .replace(/^-+|-+$/g, '')
+      .slice(0, 63) || 'appliance'
+  );
+}
+
+function annotation(image: ImageInfo, opts: ConvertOptions): string {
+  const lines = [`Converted by c2v from ${image.ref} (${image.id.slice(0, 19)}).`, `Boot: ${opts.boot}.`];
+  if (image.config.exposedPorts.length) lines.push(`Exposed ports: ${image.config.exposedPorts.join(', ')}.`);
+  return lines.join('\n');
+}
+
+/** What the appliance step adds, in words. */
+export function describeAppliance(plan: AppliancePlan): string {
+  const parts = [plan.installKernel && 'a kernel', plan.installInit && plan.init, plan.installNetwork && 'DHCP networking', plan.appArgv && 'the app service', plan.ssh && 'SSH'];
+  return parts.filter(Boolean).join(', ') || 'settings';
+}

@@ -1,0 +1,123 @@
+/**
+ * The last stages: the finished raw disk becomes what --format asks for. A raw disk is published as it is; the
+ * others get a streamOptimized VMDK, and the OVF folder and OVA the descriptor and manifest around it. Every
+ * artefact is made in the workspace and appears under its final name only when complete.
+ */
+import { mkdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { createHash } from 'node:crypto';
+import { formatSize } from '../config/size.js';
+import { formatManifest } from '../formats/manifest.js';
+import { buildOvf } from '../plan/ovf.js';
+import type { DiskPlan, OutputPlan } from '../plan/conversion.js';
+import type { StageRunner } from '../progress.js';
+import type { Workspace } from '../adapters/workspace.js';
+import { streamVmdk, writeVmdk, type VmdkStreamResult } from './vmdk.js';
+import { StreamingOva, writeOvfFolder } from './package-ova.js';
+
+export interface OutputRequest {
+  output: OutputPlan;
+  disk: DiskPlan;
+  /** The raw disk in the workspace; consumed. */
+  diskPath: string;
+  /** Bytes of file data in the root filesystem, for the OVF's populatedSize. */
+  populatedBytes: number;
+  ws: Workspace;
+  stages: StageRunner;
+}
+
+/** Bytes of what was published. */
+export async function writeOutput(req: OutputRequest): Promise<number> {
+  switch (req.output.format) {
+    case 'raw':
+      await req.ws.publish(req.diskPath, req.output.path);
+      return req.disk.layout.diskBytes;
+    case 'vmdk':
+      return writeBareVmdk(req);
+    case 'ovf':
+      return writeOvf(req);
+    case 'ova':
+      return writeOva(req);
+  }
+}
+
+function ovfText(req: OutputRequest, fileBytes: number): string {
+  const { disk } = req;
+  return buildOvf({
+    ...disk.ovf,
+    disk: { fileName: req.output.diskName, fileBytes, capacityBytes: disk.layout.diskBytes, populatedBytes: req.populatedBytes },
+  });
+}
+
+function vmdkSummary(v: VmdkStreamResult & { bytes: number }): string {
+  return `${formatSize(v.bytes)} from ${formatSize(v.readBytes)} of data read, ${v.grains} grains (${v.engine}, data map: ${v.mapMethod})`;
+}
+
+async function vmdkFile(req: OutputRequest, vmdkPath: string) {
+  const vmdk = await req.stages.run(
+    'vmdk',
+    'Writing the streamOptimized VMDK',
+    (_update, progress) => writeVmdk(req.diskPath, vmdkPath, { ...req.disk.vmdk, onProgress: progress }),
+    vmdkSummary,
+  );
+  await rm(req.diskPath, { force: true });
+  return vmdk;
+}
+
+async function writeBareVmdk(req: OutputRequest): Promise<number> {
+  const vmdkPath = req.ws.file(req.output.diskName);
+  const vmdk = await vmdkFile(req, vmdkPath);
+  await req.ws.publish(vmdkPath, req.output.path);
+  return vmdk.bytes;
+}
+
+/** The OVF folder gets its VMDK written in place; nothing is copied afterwards. */
+async function writeOvf(req: OutputRequest): Promise<number> {
+  const { ovfName, mfName, diskName } = req.output;
+  const folder = req.ws.file('ovf');
+  await mkdir(folder);
+  const vmdkPath = path.join(folder, diskName);
+  const vmdk = await vmdkFile(req, vmdkPath);
+  const ovf = Buffer.from(ovfText(req, vmdk.bytes), 'utf8');
+  const mf = Buffer.from(
+    formatManifest([
+      { name: ovfName, sha256: createHash('sha256').update(ovf).digest('hex') },
+      { name: diskName, sha256: vmdk.sha256 },
+    ]),
+    'utf8',
+  );
+  const members = [
+    { name: ovfName, size: ovf.length, source: ovf },
+    { name: mfName, size: mf.length, source: mf },
+    { name: diskName, size: vmdk.bytes, source: vmdkPath },
+  ];
+  await req.stages.run('package', 'Writing the OVF folder', () => writeOvfFolder(folder, members));
+  await req.ws.publish(folder, req.output.path);
+  return vmdk.bytes + ovf.length + mf.length;
+}
+
+/**
+ * The VMDK streams straight into the archive, hashed as it goes; the OVF and .mf, which come first, are filled
+ * into room reserved for them once the VMDK's size and hash are known.
+ */
+async function writeOva(req: OutputRequest): Promise<number> {
+  const { ovfName, mfName, diskName } = req.output;
+  const ovaPath = req.ws.file(`${req.disk.ovf.name}.ova`);
+  const ova = await StreamingOva.create(ovaPath, { ovfName, mfName, diskName, ovf: (bytes) => ovfText(req, bytes) });
+  let bytes: number;
+  try {
+    await req.stages.run(
+      'vmdk',
+      'Writing the streamOptimized VMDK into the OVA',
+      (_update, progress) => ova.writeDisk((sink) => streamVmdk(req.diskPath, { ...req.disk.vmdk, onProgress: progress }, sink)),
+      vmdkSummary,
+    );
+    await rm(req.diskPath, { force: true });
+    bytes = (await req.stages.run('package', 'Writing the OVF and manifest into the OVA', () => ova.finish())).bytes;
+  } catch (e) {
+    await ova.abort();
+    throw e;
+  }
+  await req.ws.publish(ovaPath, req.output.path);
+  return bytes;
+}

@@ -1,0 +1,110 @@
+import { describe, expect, it } from 'vitest';
+import { loadTemplates } from '../../src/adapters/templates.js';
+import { convertSchema } from '../../src/config/schema.js';
+import { C2vError } from '../../src/errors.js';
+import { hostnameOf, planConversion, type ConversionRequest } from '../../src/plan/conversion.js';
+import { autoRootBytes } from '../../src/plan/rootfs.js';
+import type { ImageInfo } from '../../src/plan/image.js';
+
+const bookworm = { ID: 'debian', VERSION_ID: '12', PRETTY_NAME: 'Debian GNU/Linux 12 (bookworm)' };
+
+function image(over: Partial<ImageInfo> = {}): ImageInfo {
+  return {
+    id: 'sha256:' + 'a'.repeat(64),
+    ref: 'app:1.4',
+    architecture: 'amd64',
+    os: 'linux',
+    sizeBytes: 600 * 2 ** 20,
+    created: '2024-05-01T12:00:00Z',
+    config: { entrypoint: [], cmd: ['/sbin/init'], env: [], workingDir: '', user: '', exposedPorts: ['8080/tcp'], labels: {} },
+    ...over,
+  };
+}
+
+const templates = await loadTemplates();
+
+function request(over: Partial<ConversionRequest> = {}, flags: Record<string, unknown> = {}): ConversionRequest {
+  return {
+    templates,
+    name: 'app',
+    output: '/out/app.ova',
+    options: convertSchema.parse({ input: 'app:1.4', ...flags }),
+    image: image(),
+    osRelease: bookworm,
+    probe: { osRelease: bookworm, hasKernel: true, init: 'systemd' },
+    ...over,
+  };
+}
+
+/** The layout gives the root what `auto` asks for, plus what the 1 MiB alignment of the disk's end leaves over. */
+function expectRootNear(actual: number, wanted: number) {
+  expect(actual).toBeGreaterThanOrEqual(wanted);
+  expect(actual - wanted).toBeLessThan(2 ** 20);
+}
+
+describe('the conversion plan', () => {
+  it('for a VM image: no appliance step, and the whole disk planned up front', () => {
+    const plan = planConversion(request());
+    expect(plan.appliance).toBeUndefined();
+    const disk = plan.disk!;
+    expect(disk.image.id).toBe(image().id);
+    expect(disk.layout.partitions.map((p) => p.role)).toEqual(['bios-boot', 'esp', 'root']);
+    expectRootNear(disk.layout.partitions[2].sizeBytes, autoRootBytes(600 * 2 ** 20));
+    expect(disk.boot).toEqual({ bios: true, efi: true, kernelCmdline: '' });
+    expect(disk.ovf.firmware).toBe('efi');
+    expect(disk.ovf.annotation).toContain('Exposed ports: 8080/tcp.');
+    expect(disk.vmdk.capacityBytes).toBe(disk.layout.diskBytes);
+    expect(disk.layout.diskGuid).toBe(disk.identity.diskGuid.toUpperCase());
+    expect(plan.output).toEqual({ format: 'ova', path: '/out/app.ova', ovfName: 'app.ovf', mfName: 'app.mf', diskName: 'app-disk1.vmdk' });
+  });
+
+  it('is the same for the same request, and identities follow the image and the options', () => {
+    expect(planConversion(request())).toEqual(planConversion(request()));
+    const a = planConversion(request()).disk!.identity;
+    expect(planConversion(request({}, { boot: 'bios' })).disk!.identity.rootFsUuid).not.toBe(a.rootFsUuid);
+    expect(planConversion(request({ image: image({ id: 'sha256:' + 'b'.repeat(64) }) })).disk!.identity.rootFsUuid).not.toBe(a.rootFsUuid);
+    // What does not touch the disk's content does not change its identities.
+    expect(planConversion(request({}, { cpus: 4 })).disk!.identity).toEqual(a);
+  });
+
+  it('dates the disk from SOURCE_DATE_EPOCH, else from the image, and refuses a malformed epoch', () => {
+    expect(planConversion(request()).disk!.epoch).toBe(Date.parse('2024-05-01T12:00:00Z') / 1000);
+    expect(planConversion(request({ sourceDateEpoch: '1700000000' })).disk!.epoch).toBe(1700000000);
+    expect(() => planConversion(request({ sourceDateEpoch: 'yesterday' }))).toThrow(C2vError);
+  });
+
+  it('for an app image: the appliance step first, the disk only once the appliance image exists', () => {
+    const app = image({ config: { ...image().config, cmd: ['python3', 'app.py'] } });
+    const req = request({ image: app, probe: { osRelease: bookworm, hasKernel: false, init: 'none' } });
+    const before = planConversion(req);
+    expect(before.appliance).toMatchObject({ template: 'debian.Dockerfile', installKernel: true, init: 'systemd', appArgv: ['python3', 'app.py'] });
+    expect(before.disk).toBeUndefined();
+    const vmImage = image({ id: 'sha256:' + 'c'.repeat(64), ref: 'c2v-appliance/app:latest', sizeBytes: 900 * 2 ** 20 });
+    const after = planConversion({ ...req, vmImage });
+    expect(after.disk!.image.id).toBe(vmImage.id);
+    expectRootNear(after.disk!.layout.partitions[2].sizeBytes, autoRootBytes(900 * 2 ** 20));
+    expect(after.disk!.boot.kernelCmdline).toBe('net.ifnames=0');
+    // The annotation names the image the user gave, not c2v's derived one.
+    expect(after.disk!.ovf.annotation).toContain('from app:1.4');
+  });
+
+  it('refuses, in one line, what cannot be done: a disk too small, a distribution without a template', () => {
+    expect(() => planConversion(request({}, { diskSize: '100M' }))).toThrow(/--disk-size 100.0 MiB is too small for this image.*use at least/);
+    const unknown = { ID: 'plan9' };
+    const e = (() => {
+      try {
+        planConversion(request({ osRelease: unknown, probe: { osRelease: unknown, hasKernel: false, init: 'none' } }));
+      } catch (err) {
+        return err;
+      }
+    })();
+    expect(e).toBeInstanceOf(C2vError);
+    expect((e as C2vError).code).toBe('input');
+  });
+
+  it('makes a hostname of the VM name', () => {
+    expect(hostnameOf('My_App.v2')).toBe('my-app-v2');
+    expect(hostnameOf('---')).toBe('appliance');
+    expect(hostnameOf('x'.repeat(80))).toHaveLength(63);
+  });
+});
