@@ -11,7 +11,7 @@
  *
  * A line holding nothing but one block or comment tag disappears whole, newline included, so blocks can sit on
  * their own lines without leaving blank ones behind. Tags do not span lines. A `{{! shellcheck disable=... }}`
- * comment is a lint directive kept out of the guest's bytes: test/unit/templates-shell.test.ts renders with such
+ * comment is a lint directive kept out of the guest's bytes: test/host/templates-shell.test.ts renders with such
  * comments turned into `# shellcheck` lines.
  */
 import { C2vError } from '../errors.js';

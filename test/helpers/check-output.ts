@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { OVF_SCHEMA } from './env.js';
+import { assertOvfValid } from './ovf-schema.js';
 
 /**
  * The integrity checks every test output goes through, with tools that share no code with c2v: the OVA's member
@@ -90,7 +90,7 @@ async function checkPackage(dir: string, members: string[], work: string): Promi
   if (listed.size !== 2) throw new Error(`manifest lists ${[...listed.keys()].join(', ')}`);
 
   const ovfPath = path.join(dir, ovfName);
-  tool('xmllint', ['--noout', '--nonet', '--schema', OVF_SCHEMA, ovfPath]);
+  assertOvfValid(ovfPath);
   const ovf = readFileSync(ovfPath, 'utf8');
   const vmdkPath = path.join(dir, vmdkName);
   if (!ovf.includes(`ovf:href="${vmdkName}"`) || !ovf.includes(`ovf:size="${statSync(vmdkPath).size}"`)) {

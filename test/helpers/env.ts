@@ -5,7 +5,6 @@ import { fileURLToPath } from 'node:url';
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const C2V_BIN = path.join(PROJECT_ROOT, 'bin', 'c2v.js');
 export const EXAMPLE_DIR = path.join(PROJECT_ROOT, 'examples', 'debian-vm');
-export const OVF_SCHEMA = path.resolve(PROJECT_ROOT, '../shared/ovf-schema/dsp8023_1.1.1.xsd');
 
 /** Tests need a running engine and the built CLI; scripts/test provides both. Fail loudly rather than skip. */
 export function requireDockerEngine(): void {

@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { guestOsFor } from '../../src/plan/os-type.js';
+import type { OsRelease } from '../../src/plan/os-release.js';
 import { DEFAULT_HW_VERSION } from '../../src/plan/vsphere-hardware.js';
 
 /** What c2v writes when --hw-version is not given. */
 const byDefault = { vmxVersion: DEFAULT_HW_VERSION };
 
-const debian = (v?: string) => ({ ID: 'debian', VERSION_ID: v, PRETTY_NAME: v ? `Debian GNU/Linux ${v}` : 'Debian GNU/Linux trixie/sid' });
+const debian = (v?: string): OsRelease => ({ ID: 'debian', ...(v ? { VERSION_ID: v } : {}), PRETTY_NAME: v ? `Debian GNU/Linux ${v}` : 'Debian GNU/Linux trixie/sid' });
 
 describe('guestOsFor', () => {
   it('maps Debian releases to guest ids the target host knows', () => {

@@ -1,3 +1,4 @@
+import type { OsRelease } from '../../src/plan/os-release.js';
 import { describe, expect, it } from 'vitest';
 import { autoRootBytes, ext4Features, measuredRootSize, guestHasOldE2fsprogs, minimumRootBytes, mke2fsConfig } from '../../src/plan/rootfs.js';
 import { deriveIdentity, derivedUuid, fatUuid } from '../../src/plan/identity.js';
@@ -7,7 +8,7 @@ const MiB = 1024 * 1024;
 
 describe('ext4 features for the guest', () => {
   it('never enables features that old e2fsck or GRUB 2.06 reject', () => {
-    for (const os of [{ ID: 'debian', VERSION_ID: '11' }, { ID: 'debian', VERSION_ID: '13' }, { ID: 'alpine', VERSION_ID: '3.20.1' }, {}]) {
+    for (const os of [{ ID: 'debian', VERSION_ID: '11' }, { ID: 'debian', VERSION_ID: '13' }, { ID: 'alpine', VERSION_ID: '3.20.1' }, {}] as OsRelease[]) {
       const f = ext4Features(os);
       expect(f).not.toContain('orphan_file');
       expect(f).not.toContain('metadata_csum_seed');

@@ -6,6 +6,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { C2vError } from '../../src/errors.js';
 import type { RootfsSource } from '../../src/adapters/engine.js';
+import { ext4Features } from '../../src/plan/rootfs.js';
 import { makeRootFilesystem } from '../../src/stages/root-filesystem.js';
 import { loadTemplates } from '../../src/adapters/templates.js';
 import { checkOutput, inodeStat, listDir, type CheckedOutput } from '../helpers/check-output.js';
@@ -219,7 +220,7 @@ describe('entries docker rewrites or refuses, fed to the root filesystem stage d
     };
     await makeRootFilesystem({
       source,
-      osRelease: {},
+      features: ext4Features({}),
       diskPath: disk,
       offsetBytes: 0,
       sizeBytes: 96 * 1024 * 1024,
@@ -289,8 +290,8 @@ describe('entries docker rewrites or refuses, fed to the root filesystem stage d
   it('refuses a stream that is not a tar, in one line', async () => {
     await execa('truncate', ['-s', '64M', path.join(dir, 'garbage.raw')]);
     const e = await makeRootFilesystem({
-      source: { readFile: async () => undefined, listDir: async () => [], export: async () => Readable.from([Buffer.alloc(1024, 0x41)]), release: async () => {} },
-      osRelease: {},
+      source: { readFile: async () => undefined, listDir: async () => [], exists: async () => false, export: async () => Readable.from([Buffer.alloc(1024, 0x41)]), release: async () => {} },
+      features: ext4Features({}),
       diskPath: path.join(dir, 'garbage.raw'),
       offsetBytes: 0,
       sizeBytes: 64 * 1024 * 1024,

@@ -24,7 +24,9 @@ type InEntry = { header: Partial<Header> & { name: string }; body?: string | Buf
 async function packTar(entries: InEntry[]): Promise<Buffer> {
   const p = pack();
   const chunks: Buffer[] = [];
-  p.on('data', (c: Buffer) => chunks.push(c));
+  p.on('data', (c: unknown) => {
+    chunks.push(c as Buffer);
+  });
   const ended = new Promise<void>((resolve, reject) => {
     p.on('end', () => resolve());
     p.on('error', reject);
@@ -94,6 +96,7 @@ async function readTar(tar: Buffer): Promise<OutEntry[]> {
     }
   })();
   ex.write(tar);
+  // @ts-expect-error tar-stream's typings (streamx) want an argument that end() does not need
   ex.end();
   await done;
   return entries;
@@ -626,6 +629,7 @@ describe('filterRootfs failures and streaming', () => {
         produced += chunk.length;
         if (!sink.write(chunk)) await once(sink, 'drain');
       }
+      // @ts-expect-error tar-stream's typings (streamx) want an argument that end() does not need
       sink.end();
       p.finalize();
     })();
