@@ -88,7 +88,7 @@ export const CONVERT_SETTINGS = {
   input: {
     positional: true,
     type: 'string',
-    describe: 'A Dockerfile, a build context directory, or an image reference',
+    describe: 'A Dockerfile, a build context directory, or an image reference (pulled when missing; docker-daemon:REF: the engine\'s image only)',
     schema: z.string().min(1, 'say what to convert: a Dockerfile, a build context directory or an image reference'),
   },
   output: {

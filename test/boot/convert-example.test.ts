@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,11 +19,18 @@ describe('c2v convert of the bundled example', () => {
   let vmdk: string;
   let raw: string;
   let timings: { stage: string; seconds: number }[] = [];
+  // What `--plan` said before the conversion, and whether it wrote anything.
+  let plan: { disk: { identity: { diskGuid: string; rootFsUuid: string }; layout: { diskBytes: number }; vmdk: { fileName: string } }; output: { path: string } };
+  let plannedOutDirExisted = true;
 
   beforeAll(async () => {
     requireDockerEngine();
     dir = mkdtempSync(path.join(os.tmpdir(), 'c2v-e2e-'));
     ova = path.join(dir, 'out', 'example.ova');
+    const planned = await runC2v(['convert', path.join(EXAMPLE_DIR, 'Dockerfile'), '-o', ova, '--name', 'example', '--json', '--plan'], { cwd: PROJECT_ROOT });
+    if (planned.exitCode !== 0) throw new Error(`c2v convert --plan failed (${planned.exitCode}): ${planned.stderr}`);
+    plan = planned.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l)).find((e) => e.event === 'plan')?.plan;
+    plannedOutDirExisted = existsSync(path.dirname(ova));
     const r = await runC2v(['convert', path.join(EXAMPLE_DIR, 'Dockerfile'), '-o', ova, '--name', 'example', '--json'], { cwd: PROJECT_ROOT });
     if (r.exitCode !== 0) throw new Error(`c2v convert failed (${r.exitCode}): ${r.stderr}`);
     const events = r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l));
@@ -44,6 +51,19 @@ describe('c2v convert of the bundled example', () => {
 
   it('reports every stage with its timing', () => {
     expect(timings.map((t) => t.stage)).toEqual(['acquire', 'bootloader', 'rootfs', 'esp', 'partition', 'zerofree', 'vmdk', 'package']);
+  });
+
+  it('--plan wrote nothing, and said what the conversion then did: size, identities, names', () => {
+    expect(plannedOutDirExisted).toBe(false);
+    expect(plan.output.path).toBe(ova);
+    expect(statSync(raw).size).toBe(plan.disk.layout.diskBytes);
+    expect(sh('tar', ['-tf', ova])).toContain(plan.disk.vmdk.fileName);
+    const head = Buffer.alloc(34 * 512);
+    const fd = openSync(raw, 'r');
+    readSync(fd, head, 0, head.length, 0);
+    closeSync(fd);
+    expect(parseGpt(head.subarray(512)).header.diskGuid.toUpperCase()).toBe(plan.disk.identity.diskGuid.toUpperCase());
+    expect(sh('blkid', ['-p', '-O', String(rootOffset()), '-s', 'UUID', '-o', 'value', raw]).trim()).toBe(plan.disk.identity.rootFsUuid);
   });
 
   it('writes an OVA with the OVF first, then the manifest, then the disk, and leaves nothing else', () => {
@@ -88,6 +108,12 @@ describe('c2v convert of the bundled example', () => {
       '4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709',
     ]);
   });
+
+  /** Byte offset of the root partition (the third) in the raw disk. */
+  function rootOffset(): number {
+    const parts = JSON.parse(sh('sfdisk', ['--json', raw])).partitiontable.partitions as { start: number }[];
+    return parts[2].start * 512;
+  }
 
   it('has a root filesystem that e2fsck finds clean, with the fixes applied', () => {
     const parts = JSON.parse(sh('sfdisk', ['--json', raw])).partitiontable.partitions as { start: number; size: number }[];
