@@ -9,6 +9,7 @@ import { C2vError } from './errors.js';
 import type { ConvertOptions } from './config/schema.js';
 import { formatSize } from './config/size.js';
 import type { ImageBackends, ImageInfo } from './adapters/engine.js';
+import type { InputSpec } from './plan/image.js';
 import { RootfsHandle } from './adapters/rootfs-handle.js';
 import { loadTemplates } from './adapters/templates.js';
 import { Workspace } from './adapters/workspace.js';
@@ -22,11 +23,12 @@ import type { DiskLayout } from './plan/layout.js';
 import type { Templates } from './plan/template.js';
 import { acquireImage, requireBuilder } from './stages/acquire.js';
 import { classifyInput, defaultName } from './stages/input.js';
-import { buildAppliance, probeImage } from './stages/appliance.js';
+import { buildAppliance } from './stages/appliance.js';
+import { probeImage, readOsRelease } from './stages/probe.js';
 import { makeGrubImages } from './stages/boot-loader.js';
 import { createDiskFile, writePartitionTables } from './stages/disk.js';
 import { makeEsp } from './stages/esp.js';
-import { makeRootFilesystem, measureRootFilesystem, readOsRelease, RootfsTooSmall, type RootFilesystemRequest } from './stages/root-filesystem.js';
+import { makeRootFilesystem, measureRootFilesystem, RootfsTooSmall, type RootFilesystemRequest } from './stages/root-filesystem.js';
 import { zerofreeRoot } from './stages/zerofree.js';
 import { writeOutput } from './stages/outputs.js';
 
@@ -46,8 +48,8 @@ function defaultOutput(name: string, format: ConvertOptions['format']): string {
 }
 
 /** What c2v would do, computed and printed by `--plan`: the image is found (or built) and looked into, nothing is written. */
-export async function planConvert(opts: ConvertOptions, backends: ImageBackends, reporter: Reporter): Promise<ConversionPlan> {
-  const run = await begin(opts, backends, new StageRunner(reporter));
+export async function planConvert(opts: ConvertOptions, backendsFor: BackendChoice, reporter: Reporter): Promise<ConversionPlan> {
+  const run = await begin(opts, backendsFor, new StageRunner(reporter));
   try {
     return await run.plan();
   } finally {
@@ -55,9 +57,9 @@ export async function planConvert(opts: ConvertOptions, backends: ImageBackends,
   }
 }
 
-export async function convert(opts: ConvertOptions, backends: ImageBackends, reporter: Reporter): Promise<ConvertResult> {
+export async function convert(opts: ConvertOptions, backendsFor: BackendChoice, reporter: Reporter): Promise<ConvertResult> {
   const stages = new StageRunner(reporter);
-  const run = await begin(opts, backends, stages);
+  const run = await begin(opts, backendsFor, stages);
   let ws: Workspace | undefined;
   try {
     let plan = await run.plan();
@@ -66,7 +68,7 @@ export async function convert(opts: ConvertOptions, backends: ImageBackends, rep
       const appliance = plan.appliance;
       // The derived image gets a container of its own: the base image's is not needed while it builds.
       await run.rootfs.release();
-      const builder = requireBuilder(backends, 'adding a kernel, init or app service to the image');
+      const builder = requireBuilder(run.backends, 'adding a kernel, init or app service to the image');
       const workDir = ws.dir;
       const vmImage = await stages.run(
         'appliance',
@@ -84,8 +86,9 @@ export async function convert(opts: ConvertOptions, backends: ImageBackends, rep
       );
       plan = await run.plan(vmImage);
     }
-    const disk = plan.disk!;
-    const built = await buildDisk(plan, disk, run, ws, stages);
+    const disk = plan.disk;
+    if (!disk) throw new C2vError('internal', 'the plan has no disk after the appliance step');
+    const built = await buildDisk(disk, run, ws, stages);
     const artifactBytes = await writeOutput({ output: plan.output, disk, diskPath: built.diskPath, populatedBytes: built.populatedBytes, ws, stages });
     return {
       output: plan.output.path,
@@ -103,7 +106,11 @@ export async function convert(opts: ConvertOptions, backends: ImageBackends, rep
   }
 }
 
+/** Picks the source, builder and janitor for the input's form (adapters/backends.ts). */
+export type BackendChoice = (input: InputSpec) => Promise<ImageBackends>;
+
 interface Run {
+  backends: ImageBackends;
   image: ImageInfo;
   workParent: string;
   rootfs: RootfsHandle;
@@ -113,7 +120,7 @@ interface Run {
 }
 
 /** Everything before the plan: the input's form, checks that should fail before a long build, the image. */
-async function begin(opts: ConvertOptions, backends: ImageBackends, stages: StageRunner): Promise<Run> {
+async function begin(opts: ConvertOptions, backendsFor: BackendChoice, stages: StageRunner): Promise<Run> {
   const input = await classifyInput(opts.input, { pull: opts.pull });
   const name = opts.name ?? defaultName(input);
   const output = path.resolve(opts.output ?? defaultOutput(name, opts.format));
@@ -125,6 +132,7 @@ async function begin(opts: ConvertOptions, backends: ImageBackends, stages: Stag
   const templates = await loadTemplates();
   buildEpoch(process.env.SOURCE_DATE_EPOCH, undefined); // a malformed SOURCE_DATE_EPOCH fails here, not after a build
   const workParent = opts.workdir ? path.resolve(opts.workdir) : path.dirname(output);
+  const backends = await backendsFor(input);
   if (!opts.plan) {
     // Host tools and the workspace's place are checked before a possibly long build, not after it.
     await Promise.all([
@@ -143,6 +151,7 @@ async function begin(opts: ConvertOptions, backends: ImageBackends, stages: Stag
   const rootfs = new RootfsHandle(backends.source);
   let request: Omit<ConversionRequest, 'vmImage'> | undefined;
   return {
+    backends,
     image,
     workParent,
     rootfs,
@@ -168,7 +177,7 @@ interface BuiltDisk {
 }
 
 /** The raw disk: GRUB images, the ext4 root from the image's stream, the ESP, GPT and boot code, zeroed free space. */
-async function buildDisk(plan: ConversionPlan, disk: DiskPlan, run: Run, ws: Workspace, stages: StageRunner): Promise<BuiltDisk> {
+async function buildDisk(disk: DiskPlan, run: Run, ws: Workspace, stages: StageRunner): Promise<BuiltDisk> {
   const diskPath = ws.file('disk.raw');
   const source = await run.rootfs.of(disk.image.id);
   const grub = await stages.run('bootloader', 'Making GRUB images', () =>

@@ -2,7 +2,7 @@ import type { Argv } from 'yargs';
 import { C2vError } from '../errors.js';
 import { convertSchema, formatIssues } from '../config/schema.js';
 import { formatSize } from '../config/size.js';
-import { dockerBackends } from '../adapters/docker.js';
+import { backendsFor } from '../adapters/backends.js';
 import { convert, planConvert } from '../pipeline.js';
 import type { Reporter } from '../progress.js';
 import { JsonReporter, PlainReporter, SpinnerReporter } from './reporters.js';
@@ -18,14 +18,13 @@ export function convertCommand(y: Argv<GlobalFlags>) {
       const parsed = convertSchema.safeParse(convertInput(argv));
       if (!parsed.success) throw new C2vError('usage', formatIssues(parsed.error));
       const reporter: Reporter = argv.json ? new JsonReporter() : process.stderr.isTTY ? new SpinnerReporter(argv.verbose) : new PlainReporter(argv.verbose);
-      const backends = await dockerBackends();
       if (parsed.data.plan) {
-        const plan = await planConvert(parsed.data, backends, reporter);
+        const plan = await planConvert(parsed.data, backendsFor, reporter);
         if (argv.json) JsonReporter.emit({ event: 'plan', plan });
         else process.stdout.write(`${JSON.stringify(plan, null, 2)}\n`);
         return;
       }
-      const result = await convert(parsed.data, backends, reporter);
+      const result = await convert(parsed.data, backendsFor, reporter);
       if (argv.json) {
         JsonReporter.emit({ event: 'result', ...result });
         return;

@@ -5,8 +5,7 @@ import { loadTemplates } from '../adapters/templates.js';
 import { containerArgv, isAppCommand } from '../plan/app-service.js';
 import { AppliancePlanError, planAppliance, type InitChoice } from '../plan/appliance.js';
 import { distroFamily } from '../plan/os-release.js';
-import { readOsRelease } from '../stages/root-filesystem.js';
-import { probeImage } from '../stages/appliance.js';
+import { probeImage, readOsRelease } from '../stages/probe.js';
 
 export interface InspectReport {
   image: string;

@@ -30,7 +30,10 @@ export async function acquireImage(backends: ImageBackends, input: InputSpec, op
     const { source } = backends;
     info = await source.inspect(input.ref);
     if (!info) {
-      if (!input.pull || !canPull(source)) throw new C2vError('input', `image ${input.ref} is not present locally: build or pull it first, or drop --no-pull`);
+      if (!input.pull || !canPull(source)) {
+        const why = input.explicit ? `${input.transport}: names an image the engine already holds` : 'or drop --no-pull';
+        throw new C2vError('input', `image ${input.ref} is not present locally: build or pull it first, ${why}`);
+      }
       await source.pull(input.ref, opts.onLog);
       info = await source.inspect(input.ref);
     }

@@ -1,15 +1,9 @@
 import { open, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { C2vError } from '../errors.js';
+import type { InputSpec } from '../plan/image.js';
 
-/**
- * What the user asked to convert, by its form: a Dockerfile (or its build context) needs a builder; an image
- * reference needs a source that holds it. Transports are spelled as in containers-transports(5), which skopeo
- * and buildah users know; a bare reference means the engine's image, pulled when missing.
- */
-export type InputSpec =
-  | { kind: 'dockerfile'; contextDir: string; dockerfile: string }
-  | { kind: 'image'; transport: 'docker-daemon'; ref: string; pull: boolean };
+export type { InputSpec };
 
 /** Transports the spelling knows that c2v does not read yet, with what to do instead. */
 const NOT_YET: Record<string, string> = {
@@ -26,7 +20,7 @@ const DOCKERFILE_NAME = /(^|\.)(dockerfile|containerfile)(\.[^/]*)?$/i;
 /** Classifies the input; `pull` is whether a bare reference may be pulled when missing. */
 export async function classifyInput(input: string, opts: { pull: boolean }): Promise<InputSpec> {
   const transport = /^([a-z][a-z0-9-]*):(.*)$/.exec(input);
-  if (transport && transport[1] === 'docker-daemon') return imageRef(transport[2], false, input);
+  if (transport && transport[1] === 'docker-daemon') return imageRef(transport[2], false, true, input);
   if (transport && transport[1] in NOT_YET) {
     throw new C2vError('input', `${transport[1]}: inputs are not supported yet: ${NOT_YET[transport[1]]}`);
   }
@@ -48,14 +42,14 @@ export async function classifyInput(input: string, opts: { pull: boolean }): Pro
   if (input.includes('/') && (input.startsWith('.') || input.startsWith('/') || /Dockerfile/i.test(input))) {
     throw new C2vError('input', `${input} does not exist: pass an existing Dockerfile, build context directory or image reference`);
   }
-  return imageRef(input, opts.pull, input);
+  return imageRef(input, opts.pull, false, input);
 }
 
-function imageRef(ref: string, pull: boolean, given: string): InputSpec {
+function imageRef(ref: string, pull: boolean, explicit: boolean, given: string): InputSpec {
   if (!IMAGE_REF.test(ref)) {
     throw new C2vError('input', `"${given}" is neither an existing file or directory nor a valid image reference (like myapp:1.4 or registry.example.com/team/app:tag)`);
   }
-  return { kind: 'image', transport: 'docker-daemon', ref, pull };
+  return { kind: 'image', transport: 'docker-daemon', explicit, ref, pull };
 }
 
 /**

@@ -10,20 +10,11 @@ import type { RootfsSource } from '../adapters/engine.js';
 import { filterRootfs, type RootfsFile, type RootfsInfo } from '../formats/rootfs-filter.js';
 import { chooseKernel, fstab, grubConfig, type KernelChoice } from '../plan/boot-config.js';
 import type { Templates } from '../plan/template.js';
-import { ext4Features, mke2fsConfig } from '../plan/rootfs.js';
-import { parseOsRelease, type OsRelease } from '../plan/os-release.js';
+import { mke2fsConfig } from '../plan/rootfs.js';
 import { formatSize } from '../config/size.js';
 import { buildEpoch } from '../plan/identity.js';
 
 const debug = createDebug('c2v:disk');
-
-export async function readOsRelease(source: RootfsSource): Promise<OsRelease> {
-  for (const p of ['/etc/os-release', '/usr/lib/os-release']) {
-    const data = await source.readFile(p);
-    if (data) return parseOsRelease(data.toString('utf8'));
-  }
-  return {};
-}
 
 export interface RootFilesystemRequest {
   source: RootfsSource;
