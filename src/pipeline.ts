@@ -17,7 +17,7 @@ import { requireTarCapableMke2fs } from './adapters/tools.js';
 import { requireTools } from './adapters/exec.js';
 import { StageRunner, type Reporter, type StageTiming } from './progress.js';
 import { buildEpoch } from './plan/identity.js';
-import { describeAppliance, planConversion, type ConversionPlan, type ConversionRequest, type DiskPlan } from './plan/conversion.js';
+import { describeAppliance, planConversion, withLayout, type ConversionPlan, type ConversionRequest, type DiskPlan } from './plan/conversion.js';
 import { refitLayout, rootPartition } from './plan/disk-size.js';
 import type { DiskLayout } from './plan/layout.js';
 import type { Templates } from './plan/template.js';
@@ -89,13 +89,13 @@ export async function convert(opts: ConvertOptions, backendsFor: BackendChoice, 
     const disk = plan.disk;
     if (!disk) throw new C2vError('internal', 'the plan has no disk after the appliance step');
     const built = await buildDisk(disk, run, ws, stages);
-    const artifactBytes = await writeOutput({ output: plan.output, disk, diskPath: built.diskPath, populatedBytes: built.populatedBytes, ws, stages });
+    const artifactBytes = await writeOutput({ output: plan.output, disk: built.disk, diskPath: built.diskPath, populatedBytes: built.populatedBytes, ws, stages });
     return {
       output: plan.output.path,
       format: opts.format,
       name: plan.name,
       image: { ref: run.image.ref, id: run.image.id },
-      diskBytes: built.layout.diskBytes,
+      diskBytes: built.disk.layout.diskBytes,
       artifactBytes,
       kernel: built.kernel,
       timings: stages.timings,
@@ -171,7 +171,8 @@ async function begin(opts: ConvertOptions, backendsFor: BackendChoice, stages: S
 
 interface BuiltDisk {
   diskPath: string;
-  layout: DiskLayout;
+  /** The plan's disk, re-laid when the content had to be measured. */
+  disk: DiskPlan;
   kernel: string;
   populatedBytes: number;
 }
@@ -245,7 +246,7 @@ async function buildDisk(disk: DiskPlan, run: Run, ws: Workspace, stages: StageR
     () => zerofreeRoot(diskPath, root.offsetBytes),
     (z) => `${z.zeroedBlocks} blocks zeroed; ${formatSize(z.checkedBytes)} of ${formatSize(z.freeBytes)} free space read (the rest are holes)`,
   );
-  return { diskPath, layout, kernel: rootfs.kernel.kernel, populatedBytes: rootfs.info.bytes };
+  return { diskPath, disk: withLayout(disk, layout), kernel: rootfs.kernel.kernel, populatedBytes: rootfs.info.bytes };
 }
 
 async function readSshKey(file: string | undefined): Promise<string | undefined> {

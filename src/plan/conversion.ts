@@ -141,6 +141,11 @@ function planDisk(req: ConversionRequest, vmImage: ImageInfo, appliance: Applian
   };
 }
 
+/** The disk plan once the root filesystem was measured and re-laid (disk-size.ts refitLayout): same identities. */
+export function withLayout(disk: DiskPlan, layout: DiskLayout): DiskPlan {
+  return { ...disk, layout, vmdk: { ...disk.vmdk, capacityBytes: layout.diskBytes } };
+}
+
 function applianceFor(req: ConversionRequest): AppliancePlan | undefined {
   const { image, options: opts } = req;
   try {

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { loadTemplates } from '../../src/adapters/templates.js';
 import { convertSchema } from '../../src/config/schema.js';
 import { C2vError } from '../../src/errors.js';
-import { hostnameOf, planConversion, type ConversionRequest } from '../../src/plan/conversion.js';
+import { hostnameOf, planConversion, withLayout, type ConversionRequest } from '../../src/plan/conversion.js';
+import { refitLayout } from '../../src/plan/disk-size.js';
 import { autoRootBytes } from '../../src/plan/rootfs.js';
 import type { ImageInfo } from '../../src/plan/image.js';
 
@@ -100,6 +101,16 @@ describe('the conversion plan', () => {
     })();
     expect(e).toBeInstanceOf(C2vError);
     expect((e as C2vError).code).toBe('input');
+  });
+
+  it('re-laid after measuring, the disk keeps its identities and the VMDK follows the new size', () => {
+    const disk = planConversion(request()).disk!;
+    const refit = refitLayout({ entries: 400_000, blocks: 400_000 }, 'auto', disk.identity, disk.layout);
+    expect(refit.layout.diskBytes).toBeGreaterThan(disk.layout.diskBytes);
+    const after = withLayout(disk, refit.layout);
+    expect(after.vmdk.capacityBytes).toBe(refit.layout.diskBytes);
+    expect(after.identity).toEqual(disk.identity);
+    expect(after.layout.diskGuid).toBe(disk.layout.diskGuid);
   });
 
   it('makes a hostname of the VM name', () => {
