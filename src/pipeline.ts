@@ -17,7 +17,7 @@ import { requireTarCapableMke2fs } from './adapters/tools.js';
 import { requireTools } from './adapters/exec.js';
 import { StageRunner, type Reporter, type StageTiming } from './progress.js';
 import { buildEpoch } from './plan/identity.js';
-import { describeAppliance, planConversion, withLayout, type ConversionPlan, type ConversionRequest, type DiskPlan } from './plan/conversion.js';
+import { checkHardwareLimits, describeAppliance, planConversion, withLayout, type ConversionPlan, type ConversionRequest, type DiskPlan } from './plan/conversion.js';
 import { refitLayout, rootPartition } from './plan/disk-size.js';
 import type { DiskLayout } from './plan/layout.js';
 import type { Templates } from './plan/template.js';
@@ -130,7 +130,9 @@ async function begin(opts: ConvertOptions, backendsFor: BackendChoice, stages: S
   }
   const sshAuthorizedKeys = await readSshKey(opts.sshKey);
   const templates = await loadTemplates();
-  buildEpoch(process.env.SOURCE_DATE_EPOCH, undefined); // a malformed SOURCE_DATE_EPOCH fails here, not after a build
+  // A malformed SOURCE_DATE_EPOCH, or a VM its hardware version cannot run, fails here, not after a build.
+  buildEpoch(process.env.SOURCE_DATE_EPOCH, undefined);
+  checkHardwareLimits(opts);
   const workParent = opts.workdir ? path.resolve(opts.workdir) : path.dirname(output);
   const backends = await backendsFor(input);
   if (!opts.plan) {

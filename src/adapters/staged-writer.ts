@@ -1,5 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
+import type { ManifestDigest } from '../formats/manifest.js';
 
 const STAGE_BYTES = 4 * 1024 * 1024;
 
@@ -21,10 +22,10 @@ export class StagedWriter {
   constructor(
     private readonly fh: FileHandle,
     readonly start = 0,
-    opts: { sha256?: boolean } = {},
+    opts: { hash?: ManifestDigest } = {},
   ) {
     this.position = start;
-    this.hash = opts.sha256 ? createHash('sha256') : undefined;
+    this.hash = opts.hash ? createHash(opts.hash) : undefined;
   }
 
   async write(chunk: Uint8Array): Promise<void> {
@@ -39,7 +40,7 @@ export class StagedWriter {
     this.bytes += chunk.length;
   }
 
-  /** Writes out everything staged; returns the SHA-256 (hex) of all bytes written when hashing was asked for. */
+  /** Writes out everything staged; returns the digest (hex) of all bytes written when a hash was asked for. */
   async finish(): Promise<string | undefined> {
     await this.swap();
     await this.inFlight;

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { parseSize } from './size.js';
 import { DEFAULT_COMPRESS_LEVEL } from '../formats/vmdk.js';
-import { DEFAULT_HW_VERSION } from '../plan/vsphere-hardware.js';
+import { DEFAULT_HW_VERSION, describeHardwareVersions, hardwareVersion, HARDWARE_VERSIONS } from '../plan/vsphere-hardware.js';
 
 /**
  * Every `convert` setting, declared once, as data. The yargs options (and their help, with the real
@@ -42,8 +42,13 @@ export const BOOT_MODES = ['hybrid', 'bios', 'efi'] as const;
 export const SCSI_CONTROLLERS = ['pvscsi', 'lsilogic', 'lsilogicsas'] as const;
 export const NICS = ['vmxnet3', 'e1000e'] as const;
 export const INIT_SYSTEMS = ['auto', 'systemd', 'openrc'] as const;
+export const MANIFEST_DIGESTS = ['auto', 'sha1', 'sha256', 'sha512'] as const;
 
 const MiB = 1024 * 1024;
+/** The table's newest row decides the bounds; the plan then checks them against the chosen --hw-version. */
+const NEWEST = HARDWARE_VERSIONS[HARDWARE_VERSIONS.length - 1];
+const MAX_CPUS = NEWEST.maxCpus;
+const MAX_MEMORY_MIB = NEWEST.maxMemoryGB * 1024;
 
 const sizeOrAuto = z.union([z.literal('auto'), z.string(), z.number()]).transform((v, ctx) => {
   if (v === 'auto') return 'auto' as const;
@@ -108,7 +113,7 @@ export const CONVERT_SETTINGS = {
     type: 'number',
     describe: 'Virtual CPUs',
     default: 1,
-    schema: z.coerce.number({ message: '--cpus must be a number' }).int('--cpus must be a whole number').min(1, '--cpus must be at least 1').max(128, '--cpus must be at most 128'),
+    schema: z.coerce.number({ message: '--cpus must be a number' }).int('--cpus must be a whole number').min(1, '--cpus must be at least 1').max(MAX_CPUS, `--cpus must be at most ${MAX_CPUS} (what the newest hardware version allows)`),
   },
   memory: {
     type: 'number',
@@ -118,7 +123,7 @@ export const CONVERT_SETTINGS = {
       .number({ message: '--memory must be a number of MiB' })
       .int('--memory must be a whole number of MiB')
       .min(128, '--memory must be at least 128 (MiB)')
-      .max(1048576, '--memory must be at most 1048576 (MiB)'),
+      .max(MAX_MEMORY_MIB, `--memory must be at most ${MAX_MEMORY_MIB} (MiB; what the newest hardware version allows)`),
   },
   'disk-size': { type: 'string', describe: 'Virtual disk size, like 8G, or auto (content plus headroom)', default: 'auto', schema: sizeOrAuto },
   network: { type: 'string', describe: 'Name of the network the NIC connects to', default: 'VM Network', schema: z.string().min(1, '--network must not be empty') },
@@ -128,7 +133,15 @@ export const CONVERT_SETTINGS = {
     type: 'number',
     describe: 'Virtual hardware version (vmx-NN)',
     default: DEFAULT_HW_VERSION,
-    schema: z.coerce.number({ message: '--hw-version must be a number' }).int().min(10, '--hw-version must be 10 or newer (vmx-10 = ESXi 5.5)').max(21, '--hw-version must be 21 or older'),
+    schema: z.coerce
+      .number({ message: '--hw-version must be a number' })
+      .refine((v) => hardwareVersion(v) !== undefined, `--hw-version must be an ESXi hardware version: ${describeHardwareVersions()} (12 and 16 are Workstation versions ESXi rejects)`),
+  },
+  'manifest-digest': {
+    type: 'string',
+    describe: 'Digest of the .mf manifest: auto (SHA1 below --hw-version 13, whose ESXi 5.5/6.0 clients reject SHA256; else SHA256)',
+    choices: MANIFEST_DIGESTS,
+    default: 'auto',
   },
   'compress-level': {
     type: 'number',

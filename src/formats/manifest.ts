@@ -1,28 +1,50 @@
 /**
- * The OVF manifest (.mf). vSphere and ovftool accept exactly `SHA256(<name>)= <hex>`: the spellings
- * `sha256sum --tag` (`SHA256 (x) = `) and OpenSSL 3 (`SHA2-256(x)= `) produce are rejected, so the
- * line is built here rather than borrowed from a tool.
+ * The OVF manifest (.mf). vSphere and ovftool accept exactly `SHA256(<name>)= <hex>` (likewise SHA1 and SHA512):
+ * the spellings `sha256sum --tag` (`SHA256 (x) = `) and OpenSSL 3 (`SHA2-256(x)= `) produce are rejected, so the
+ * line is built here rather than borrowed from a tool. Which algorithm is the plan's choice: the clients of
+ * ESXi 5.5/6.0 refuse anything but SHA1, newer ones take all three.
  */
+
+/** Also the algorithm's name for node:crypto's createHash. */
+export type ManifestDigest = 'sha1' | 'sha256' | 'sha512';
+
+export const MANIFEST_DIGESTS: readonly ManifestDigest[] = ['sha1', 'sha256', 'sha512'];
+
+const ALGORITHMS: Record<ManifestDigest, { label: string; hexLength: number }> = {
+  sha1: { label: 'SHA1', hexLength: 40 },
+  sha256: { label: 'SHA256', hexLength: 64 },
+  sha512: { label: 'SHA512', hexLength: 128 },
+};
 
 export interface ManifestEntry {
   name: string;
-  sha256: string;
+  /** The file's digest in hex, by the manifest's algorithm. */
+  hex: string;
 }
 
-const SHA256_HEX = /^[0-9a-f]{64}$/i;
+export function digestHexLength(digest: ManifestDigest): number {
+  return ALGORITHMS[digest].hexLength;
+}
 
-export function formatManifest(entries: readonly ManifestEntry[]): string {
+/** A placeholder of the right length, for sizing a manifest before the real digests are known. */
+export function zeroDigest(digest: ManifestDigest): string {
+  return '0'.repeat(digestHexLength(digest));
+}
+
+export function formatManifest(entries: readonly ManifestEntry[], digest: ManifestDigest): string {
+  const { label, hexLength } = ALGORITHMS[digest];
+  const hexPattern = new RegExp(`^[0-9a-f]{${hexLength}}$`, 'i');
   const problems: string[] = [];
   const seen = new Set<string>();
-  entries.forEach(({ name, sha256 }, i) => {
+  entries.forEach(({ name, hex }, i) => {
     // The name sits between parentheses on a single line, so these would make the line ambiguous.
     if (name === '' || /[\n\r/]/.test(name) || name.includes(')=')) {
       problems.push(`entry ${i}: ${JSON.stringify(name)} is not a plain file name`);
     }
     if (seen.has(name)) problems.push(`entry ${i}: ${JSON.stringify(name)} is listed twice`);
     seen.add(name);
-    if (!SHA256_HEX.test(sha256)) problems.push(`entry ${i} (${name}): ${JSON.stringify(sha256)} is not a SHA-256 in hex`);
+    if (!hexPattern.test(hex)) problems.push(`entry ${i} (${name}): ${JSON.stringify(hex)} is not a ${label} in hex (${hexLength} digits)`);
   });
   if (problems.length > 0) throw new RangeError(`invalid manifest: ${problems.join('; ')}`);
-  return entries.map(({ name, sha256 }) => `SHA256(${name})= ${sha256.toLowerCase()}\n`).join('');
+  return entries.map(({ name, hex }) => `${label}(${name})= ${hex.toLowerCase()}\n`).join('');
 }

@@ -14,6 +14,8 @@ import { ext4Features } from './rootfs.js';
 import type { OsRelease } from './os-release.js';
 import { guestOsFor, type GuestOs } from './os-type.js';
 import type { NicType, ScsiController } from './ovf.js';
+import type { ManifestDigest } from '../formats/manifest.js';
+import { hardwareVersion } from './vsphere-hardware.js';
 import type { Templates } from './template.js';
 
 export interface ConversionRequest {
@@ -42,6 +44,8 @@ export interface OutputPlan {
   ovfName: string;
   mfName: string;
   diskName: string;
+  /** The .mf's algorithm: `auto` resolved against the hardware version. */
+  manifestDigest: ManifestDigest;
 }
 
 /** The disk and what describes it; known once the image that goes onto the disk is known. */
@@ -87,6 +91,7 @@ const NIC: Record<ConvertOptions['nic'], NicType> = { vmxnet3: 'VmxNet3', e1000e
 
 export function planConversion(req: ConversionRequest): ConversionPlan {
   const { name, options: opts, image, osRelease } = req;
+  checkHardwareLimits(opts);
   const appliance = applianceFor(req);
   const vmImage = req.vmImage ?? (appliance ? undefined : image);
   return {
@@ -100,6 +105,7 @@ export function planConversion(req: ConversionRequest): ConversionPlan {
       ovfName: `${name}.ovf`,
       mfName: `${name}.mf`,
       diskName: `${name}-disk1.vmdk`,
+      manifestDigest: manifestDigestFor(opts),
     },
   };
 }
@@ -144,6 +150,25 @@ function planDisk(req: ConversionRequest, vmImage: ImageInfo, appliance: Applian
 /** The disk plan once the root filesystem was measured and re-laid (disk-size.ts refitLayout): same identities. */
 export function withLayout(disk: DiskPlan, layout: DiskLayout): DiskPlan {
   return { ...disk, layout, vmdk: { ...disk.vmdk, capacityBytes: layout.diskBytes } };
+}
+
+/** ESXi 5.5 and 6.0 clients (vmx-10, vmx-11) reject a SHA256 manifest; SHA1 is what they read. */
+function manifestDigestFor(opts: ConvertOptions): ManifestDigest {
+  if (opts.manifestDigest !== 'auto') return opts.manifestDigest;
+  return opts.hwVersion < 13 ? 'sha1' : 'sha256';
+}
+
+/** The oldest host of the hardware version must be able to run the VM: its vCPU and memory limits. */
+export function checkHardwareLimits(opts: ConvertOptions): void {
+  const hw = hardwareVersion(opts.hwVersion);
+  if (!hw) throw new C2vError('usage', `--hw-version ${opts.hwVersion} is not an ESXi hardware version`);
+  const host = `vmx-${hw.vmx} (ESXi ${hw.esxi})`;
+  if (opts.cpus > hw.maxCpus) {
+    throw new C2vError('usage', `--cpus ${opts.cpus} is more than ${host} allows (${hw.maxCpus}): lower --cpus or raise --hw-version`);
+  }
+  if (opts.memory > hw.maxMemoryGB * 1024) {
+    throw new C2vError('usage', `--memory ${opts.memory} MiB is more than ${host} allows (${hw.maxMemoryGB} GB): lower --memory or raise --hw-version`);
+  }
 }
 
 function applianceFor(req: ConversionRequest): AppliancePlan | undefined {

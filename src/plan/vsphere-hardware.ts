@@ -2,7 +2,8 @@
  * vSphere virtual hardware versions: the one place that knows what each vmx-NN means.
  *
  * The oldest ESXi that runs each version is VMware KB 1003746 (as the vSphere Automation API's Hardware.Version
- * quotes it). 12 and 16 are Workstation/Fusion versions that no ESXi release introduced, so they have no row.
+ * quotes it). 12 and 16 are Workstation/Fusion versions that no ESXi release introduced, so they have no row
+ * and c2v refuses them: an ESXi of that era rejects them ("Unsupported hardware family").
  * The limits are the "Hardware features available with virtual machine compatibility settings" tables of the
  * vSphere 6.5, 6.7, 7.0 and 8.0 guides (memory in GB, as those tables give it).
  */
@@ -43,19 +44,22 @@ export const HARDWARE_VERSIONS: readonly HardwareVersion[] = [
   { vmx: 21, esxi: '8.0 U2', api: [8, 0, 2, 0], maxCpus: 768, maxMemoryGB: 24560 },
 ];
 
-/**
- * The lowest API c2v assumes of any target. It predates this table and stays until the accepted --hw-version
- * range is revisited, so vmx-10 (ESXi 5.5) OVFs keep declaring the guest ids they always did.
- */
-const API_FLOOR: ApiRelease = [6, 0, 0, 0];
+/** The row of an ESXi hardware version; undefined for Workstation-only (12, 16) and unknown ones. */
+export function hardwareVersion(vmx: number): HardwareVersion | undefined {
+  return HARDWARE_VERSIONS.find((row) => row.vmx === vmx);
+}
+
+/** What `--hw-version` accepts, for its message: "10 (ESXi 5.5), 11 (ESXi 6.0), ...". */
+export function describeHardwareVersions(): string {
+  return HARDWARE_VERSIONS.map((row) => `${row.vmx} (ESXi ${row.esxi})`).join(', ');
+}
 
 /**
- * The API of the oldest host that runs vmx-`vmx`: the newest row at or below it. For 12 and 16 that is an older
- * ESXi than the one that runs them, which only withholds guest ids the real host would know; a guest id the
- * host does not know would make the import fail.
+ * The API of the oldest host that runs vmx-`vmx`, which decides the guest ids an OVF may declare: a guest id the
+ * host does not know makes the import fail.
  */
 export function oldestHostApi(vmx: number): ApiRelease {
-  let api = API_FLOOR;
-  for (const row of HARDWARE_VERSIONS) if (row.vmx <= vmx && atLeast(row.api, api)) api = row.api;
-  return api;
+  const row = hardwareVersion(vmx);
+  if (!row) throw new RangeError(`vmx-${vmx} is not an ESXi hardware version`);
+  return row.api;
 }

@@ -57,7 +57,7 @@ async function vmdkFile(req: OutputRequest, vmdkPath: string) {
   const vmdk = await req.stages.run(
     'vmdk',
     'Writing the streamOptimized VMDK',
-    (_update, progress) => writeVmdk(req.diskPath, vmdkPath, { ...req.disk.vmdk, onProgress: progress }),
+    (_update, progress) => writeVmdk(req.diskPath, vmdkPath, { ...req.disk.vmdk, digest: req.output.manifestDigest, onProgress: progress }),
     vmdkSummary,
   );
   await rm(req.diskPath, { force: true });
@@ -80,10 +80,13 @@ async function writeOvf(req: OutputRequest): Promise<number> {
   const vmdk = await vmdkFile(req, vmdkPath);
   const ovf = Buffer.from(ovfText(req, vmdk.bytes), 'utf8');
   const mf = Buffer.from(
-    formatManifest([
-      { name: ovfName, sha256: createHash('sha256').update(ovf).digest('hex') },
-      { name: diskName, sha256: vmdk.sha256 },
-    ]),
+    formatManifest(
+      [
+        { name: ovfName, hex: createHash(req.output.manifestDigest).update(ovf).digest('hex') },
+        { name: diskName, hex: vmdk.digest },
+      ],
+      req.output.manifestDigest,
+    ),
     'utf8',
   );
   const members = [
@@ -103,7 +106,13 @@ async function writeOvf(req: OutputRequest): Promise<number> {
 async function writeOva(req: OutputRequest): Promise<number> {
   const { ovfName, mfName, diskName } = req.output;
   const ovaPath = req.ws.file(`${req.disk.ovf.name}.ova`);
-  const ova = await StreamingOva.create(ovaPath, { ovfName, mfName, diskName, ovf: (bytes) => ovfText(req, bytes) });
+  const ova = await StreamingOva.create(ovaPath, {
+    ovfName,
+    mfName,
+    diskName,
+    digest: req.output.manifestDigest,
+    ovf: (bytes) => ovfText(req, bytes),
+  });
   let bytes: number;
   try {
     await req.stages.run(

@@ -13,7 +13,7 @@ import path from 'node:path';
 import createDebug from 'debug';
 import { C2vError } from '../errors.js';
 import { encodeOvaMemberHeader, roundUpToBlock, tarPadding, TAR_BLOCK, TAR_END } from '../formats/tar/index.js';
-import { formatManifest } from '../formats/manifest.js';
+import { formatManifest, zeroDigest, type ManifestDigest } from '../formats/manifest.js';
 import { StagedWriter, writeAll } from '../adapters/staged-writer.js';
 
 const debug = createDebug('c2v:ova');
@@ -106,6 +106,8 @@ export interface StreamingOvaRequest {
    * once with the real size.
    */
   ovf: (diskBytes: number) => string;
+  /** The manifest's algorithm; the disk is hashed with it as it streams. */
+  digest: ManifestDigest;
   /** Seconds since the epoch for every member; default 0. */
   mtime?: number;
 }
@@ -114,7 +116,8 @@ export interface StreamingOvaResult {
   /** Size of the whole archive. */
   bytes: number;
   diskBytes: number;
-  diskSha256: string;
+  /** In hex, by the request's algorithm. */
+  diskDigest: string;
   ovfBytes: number;
 }
 
@@ -131,17 +134,18 @@ export function padOvf(ovf: string, length: number): Buffer {
 /**
  * An OVA written in one pass with the disk streamed into it. Layout: [.ovf header][.ovf, padded to its
  * reserved length][.mf header][.mf][disk header][disk ...][padding][end of archive]. The .mf has fixed-length
- * lines (64 hex digits each), the OVF is padded to a length reserved up front, so their members' sizes are known
- * before the disk is; the disk's size and SHA-256 are known when it ends, and finish() then writes the OVF, the
- * .mf and the three headers into the room left at the front (positioned writes). The archive is valid ustar
- * (GNU for a disk of 8 GiB or more, never PAX) with the OVF first, and appears under its name only once complete.
+ * lines (the algorithm fixes the number of hex digits), the OVF is padded to a length reserved up front, so their
+ * members' sizes are known before the disk is; the disk's size and digest are known when it ends, and finish() then
+ * writes the OVF, the .mf and the three headers into the room left at the front (positioned writes). The archive
+ * is valid ustar (GNU for a disk of 8 GiB or more, never PAX) with the OVF first, and appears under its name only
+ * once complete.
  */
 export class StreamingOva {
   private readonly partial: string;
   private readonly ovfReserve: number;
   private readonly mfLength: number;
   private readonly diskStart: number;
-  private disk: { bytes: number; sha256: string } | undefined;
+  private disk: { bytes: number; digest: string } | undefined;
   private done = false;
 
   private constructor(
@@ -152,7 +156,7 @@ export class StreamingOva {
   ) {
     this.partial = `${outPath}.partial`;
     this.ovfReserve = ovfReserve;
-    this.mfLength = Buffer.byteLength(this.manifest('0'.repeat(64), '0'.repeat(64)), 'utf8');
+    this.mfLength = Buffer.byteLength(this.manifest(zeroDigest(req.digest), zeroDigest(req.digest)), 'utf8');
     this.diskStart = TAR_BLOCK + roundUpToBlock(this.ovfReserve) + TAR_BLOCK + roundUpToBlock(this.mfLength) + TAR_BLOCK;
   }
 
@@ -170,25 +174,28 @@ export class StreamingOva {
     return ova;
   }
 
-  private manifest(ovfSha: string, diskSha: string): string {
-    return formatManifest([
-      { name: this.req.ovfName, sha256: ovfSha },
-      { name: this.req.diskName, sha256: diskSha },
-    ]);
+  private manifest(ovfHex: string, diskHex: string): string {
+    return formatManifest(
+      [
+        { name: this.req.ovfName, hex: ovfHex },
+        { name: this.req.diskName, hex: diskHex },
+      ],
+      this.req.digest,
+    );
   }
 
   /**
    * Runs `produce`, which writes the disk member's bytes through `sink`, front to back; they are hashed as they
    * go. Call once. On failure the partial archive is removed.
    */
-  async writeDisk<T>(produce: (sink: (chunk: Uint8Array) => Promise<void>) => Promise<T>): Promise<T & { bytes: number; sha256: string }> {
+  async writeDisk<T>(produce: (sink: (chunk: Uint8Array) => Promise<void>) => Promise<T>): Promise<T & { bytes: number; digest: string }> {
     if (this.disk || this.done) throw new C2vError('internal', 'StreamingOva.writeDisk() called twice');
-    const writer = new StagedWriter(this.fh, this.diskStart, { sha256: true });
+    const writer = new StagedWriter(this.fh, this.diskStart, { hash: this.req.digest });
     let result: T;
-    let sha256: string;
+    let digest: string;
     try {
       result = await produce((chunk) => writer.write(chunk));
-      sha256 = (await writer.finish())!;
+      digest = (await writer.finish())!;
     } catch (e) {
       await writer.finish().catch(() => undefined);
       await this.abort();
@@ -197,9 +204,9 @@ export class StreamingOva {
       }
       throw e;
     }
-    this.disk = { bytes: writer.bytes, sha256 };
-    debug('%s: %d bytes, sha256 %s', this.req.diskName, writer.bytes, sha256);
-    return { ...result, bytes: writer.bytes, sha256 };
+    this.disk = { bytes: writer.bytes, digest };
+    debug('%s: %d bytes, %s %s', this.req.diskName, writer.bytes, this.req.digest, digest);
+    return { ...result, bytes: writer.bytes, digest };
   }
 
   /** Writes the end of the archive, then the OVF, the .mf and the headers at the front; moves the OVA into place. */
@@ -214,11 +221,11 @@ export class StreamingOva {
     }
   }
 
-  private async writeFront({ bytes: diskBytes, sha256: diskSha256 }: { bytes: number; sha256: string }): Promise<StreamingOvaResult> {
+  private async writeFront({ bytes: diskBytes, digest: diskDigest }: { bytes: number; digest: string }): Promise<StreamingOvaResult> {
     const mtime = this.req.mtime ?? 0;
     const ovf = padOvf(this.req.ovf(diskBytes), this.ovfReserve);
-    const ovfSha = createHash('sha256').update(ovf).digest('hex');
-    const mf = Buffer.from(this.manifest(ovfSha, diskSha256), 'utf8');
+    const ovfDigest = createHash(this.req.digest).update(ovf).digest('hex');
+    const mf = Buffer.from(this.manifest(ovfDigest, diskDigest), 'utf8');
     if (mf.length !== this.mfLength) throw new C2vError('internal', `manifest is ${mf.length} bytes, ${this.mfLength} were reserved`);
 
     const front = Buffer.alloc(this.diskStart);
@@ -239,7 +246,7 @@ export class StreamingOva {
     await writeAll(this.fh, front, 0);
     await this.fh.close();
     await rename(this.partial, this.outPath);
-    return { bytes: end + tail.length, diskBytes, diskSha256, ovfBytes: ovf.length };
+    return { bytes: end + tail.length, diskBytes, diskDigest, ovfBytes: ovf.length };
   }
 
   /** Drops the partial archive (on any failure). */

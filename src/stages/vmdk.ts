@@ -9,6 +9,7 @@ import { dataMap, type ByteRange, type DataMap } from '../adapters/data-map.js';
 import { createGrainCompressor, type CompressedChunk, type DeflateEngine } from '../adapters/deflate-pool.js';
 import { StagedWriter } from '../adapters/staged-writer.js';
 import { GRAIN_BYTES, StreamOptimizedEncoder, type VmdkOptions } from '../formats/vmdk.js';
+import type { ManifestDigest } from '../formats/manifest.js';
 
 const debug = createDebug('c2v:disk');
 
@@ -62,6 +63,11 @@ export interface VmdkWriteOptions extends VmdkOptions {
   mapData?: boolean;
   /** Called as grains are written: bytes of the raw file's data regions done, of the total to read. */
   onProgress?: (doneBytes: number, totalBytes: number) => void;
+}
+
+export interface VmdkFileOptions extends VmdkWriteOptions {
+  /** The algorithm the written file is hashed with: the manifest's, so the file is never read again for it. */
+  digest: ManifestDigest;
 }
 
 export interface VmdkStreamResult {
@@ -136,18 +142,18 @@ export async function streamVmdk(rawPath: string, opts: VmdkWriteOptions, sink: 
  * Writes the raw disk at rawPath as a streamOptimized VMDK at outPath, hashing the bytes as they are written so
  * the manifest never has to read the output again. A failed write leaves no partial file.
  */
-export async function writeVmdk(rawPath: string, outPath: string, opts: VmdkWriteOptions): Promise<{ bytes: number; sha256: string } & VmdkStreamResult> {
+export async function writeVmdk(rawPath: string, outPath: string, opts: VmdkFileOptions): Promise<{ bytes: number; digest: string } & VmdkStreamResult> {
   // Option errors (and an oversized raw file) surface before the output file exists.
   new StreamOptimizedEncoder(opts);
   debug('vmdk %s <- %s (%d bytes)', outPath, rawPath, opts.capacityBytes);
   const fh = await open(outPath, 'w');
   try {
-    const writer = new StagedWriter(fh, 0, { sha256: true });
+    const writer = new StagedWriter(fh, 0, { hash: opts.digest });
     const result = await streamVmdk(rawPath, opts, (chunk) => writer.write(chunk));
-    const sha256 = (await writer.finish())!;
+    const digest = (await writer.finish())!;
     await fh.close();
-    debug('vmdk %s: %d bytes, sha256 %s', outPath, writer.bytes, sha256);
-    return { bytes: writer.bytes, sha256, ...result };
+    debug('vmdk %s: %d bytes, %s %s', outPath, writer.bytes, opts.digest, digest);
+    return { bytes: writer.bytes, digest, ...result };
   } catch (e) {
     await fh.close().catch(() => undefined);
     await rm(outPath, { force: true });

@@ -18,8 +18,8 @@ const IMAGE = 'c2v-test/formats:1';
 describe('output formats', () => {
   let dir: string;
   const out = (name: string) => path.join(dir, name);
-  const convert = async (format: string, output: string) => {
-    const r = await runC2vWithPid(['convert', IMAGE, '--no-pull', '--name', 'fmt', '--format', format, '-o', output]);
+  const convert = async (format: string, output: string, extra: string[] = []) => {
+    const r = await runC2vWithPid(['convert', IMAGE, '--no-pull', '--name', 'fmt', '--format', format, '-o', output, ...extra]);
     expect(r.exitCode, r.stderr).toBe(0);
   };
 
@@ -31,6 +31,7 @@ describe('output formats', () => {
     await convert('ovf', out('fmt-ovf'));
     await convert('vmdk', out('fmt.vmdk'));
     await convert('raw', out('fmt.raw'));
+    await convert('ova', out('fmt-vmx11.ova'), ['--hw-version', '11']);
   }, 300_000);
 
   afterAll(async () => {
@@ -38,9 +39,19 @@ describe('output formats', () => {
     await removeImages(IMAGE);
   });
 
-  it('leaves only the four outputs in the folder, no workspace', () => {
-    expect(readdirSync(dir).sort()).toEqual(['fmt-ovf', 'fmt.ova', 'fmt.raw', 'fmt.vmdk']);
+  it('leaves only the outputs in the folder, no workspace', () => {
+    expect(readdirSync(dir).sort()).toEqual(['fmt-ovf', 'fmt-vmx11.ova', 'fmt.ova', 'fmt.raw', 'fmt.vmdk']);
   });
+
+  it('--hw-version 11: a SHA1 manifest (ESXi 6.0 clients reject SHA256) that checks out, and a vmx-11 OVF', async () => {
+    const ova = await checkOutput(out('fmt-vmx11.ova'));
+    try {
+      expect(readFileSync(path.join(ova.dir, 'fmt.mf'), 'utf8')).toMatch(/^SHA1\(fmt\.ovf\)= [0-9a-f]{40}\nSHA1\(fmt-disk1\.vmdk\)= [0-9a-f]{40}\n$/);
+      expect(ova.ovf).toContain('<vssd:VirtualSystemType>vmx-11</vssd:VirtualSystemType>');
+    } finally {
+      ova.cleanup();
+    }
+  }, 120_000);
 
   it('--format ovf: a folder with the .ovf, .mf and .vmdk that pass the OVA checks', async () => {
     expect(readdirSync(out('fmt-ovf')).sort()).toEqual(['fmt-disk1.vmdk', 'fmt.mf', 'fmt.ovf']);

@@ -35,9 +35,38 @@ function tool(cmd: string, args: string[]): string {
 }
 
 export async function sha256File(file: string): Promise<string> {
-  const h = createHash('sha256');
+  return hashFile(file, 'sha256');
+}
+
+export async function hashFile(file: string, algorithm: ManifestAlgorithm): Promise<string> {
+  const h = createHash(algorithm);
   for await (const c of createReadStream(file)) h.update(c as Buffer);
   return h.digest('hex');
+}
+
+export type ManifestAlgorithm = 'sha1' | 'sha256' | 'sha512';
+
+const MANIFEST_HEX: Record<string, { algorithm: ManifestAlgorithm; digits: number }> = {
+  SHA1: { algorithm: 'sha1', digits: 40 },
+  SHA256: { algorithm: 'sha256', digits: 64 },
+  SHA512: { algorithm: 'sha512', digits: 128 },
+};
+
+/**
+ * The lines of an .mf in the one spelling vSphere accepts, `SHA256(<name>)= <hex>` (or SHA1, SHA512), each with
+ * as many hex digits as its algorithm gives. Throws on any other line, and on a manifest mixing algorithms.
+ */
+export function parseManifest(text: string): { algorithm: ManifestAlgorithm; name: string; hex: string }[] {
+  const entries = text
+    .trimEnd()
+    .split('\n')
+    .map((line) => {
+      const m = /^(SHA1|SHA256|SHA512)\(([^()/]+)\)= ([0-9a-f]+)$/.exec(line);
+      if (!m || m[3].length !== MANIFEST_HEX[m[1]].digits) throw new Error(`manifest line not in vSphere's form: ${JSON.stringify(line)}`);
+      return { algorithm: MANIFEST_HEX[m[1]].algorithm, name: m[2], hex: m[3] };
+    });
+  if (new Set(entries.map((e) => e.algorithm)).size > 1) throw new Error(`manifest mixes algorithms: ${JSON.stringify(text)}`);
+  return entries;
 }
 
 export async function checkOutput(ovaPath: string): Promise<CheckedOutput> {
@@ -77,15 +106,12 @@ async function checkPackage(dir: string, members: string[], work: string): Promi
   const [ovfName, mfName, vmdkName] = members;
 
   const mf = readFileSync(path.join(dir, mfName), 'utf8');
-  const listed = new Map<string, string>();
-  for (const line of mf.trimEnd().split('\n')) {
-    const m = /^SHA256\(([^()/]+)\)= ([0-9a-f]{64})$/.exec(line);
-    if (!m) throw new Error(`manifest line not in vSphere's form: ${JSON.stringify(line)}`);
-    listed.set(m[1], m[2]);
-  }
+  const listed = new Map(parseManifest(mf).map((e) => [e.name, e] as const));
   for (const name of [ovfName, vmdkName]) {
-    const actual = await sha256File(path.join(dir, name));
-    if (listed.get(name) !== actual) throw new Error(`manifest says ${listed.get(name)} for ${name}, the file hashes to ${actual}`);
+    const entry = listed.get(name);
+    if (!entry) throw new Error(`manifest does not list ${name}`);
+    const actual = await hashFile(path.join(dir, name), entry.algorithm);
+    if (entry.hex !== actual) throw new Error(`manifest says ${entry.algorithm} ${entry.hex} for ${name}, the file hashes to ${actual}`);
   }
   if (listed.size !== 2) throw new Error(`manifest lists ${[...listed.keys()].join(', ')}`);
 

@@ -8,6 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { buildOvf, type OvfSpec } from '../../src/plan/ovf.js';
 import { padOvf, StreamingOva } from '../../src/stages/package-ova.js';
 import { ovaBytes } from '../helpers/ova-writer.js';
+import { parseManifest } from '../helpers/check-output.js';
 import { assertOvfValid } from '../helpers/ovf-schema.js';
 import { readBody, readTar } from '../../src/formats/tar/index.js';
 
@@ -26,7 +27,7 @@ const spec = (fileBytes: number): OvfSpec => ({
   annotation: 'streamed',
 });
 const ovfFor = (fileBytes: number): string => buildOvf(spec(fileBytes));
-const names = { ovfName: 'app.ovf', mfName: 'app.mf', diskName: 'app-disk1.vmdk', ovf: ovfFor };
+const names = { ovfName: 'app.ovf', mfName: 'app.mf', diskName: 'app-disk1.vmdk', ovf: ovfFor, digest: 'sha256' } as const;
 
 /** The disk arrives in odd pieces, as VMDK grains do. */
 async function stream(ova: StreamingOva, disk: Buffer): Promise<void> {
@@ -55,7 +56,7 @@ describe('StreamingOva', () => {
     expect(existsSync(`${out}.partial`)).toBe(false);
     expect(statSync(out).size).toBe(r.bytes);
     expect(r.diskBytes).toBe(disk.length);
-    expect(r.diskSha256).toBe(createHash('sha256').update(disk).digest('hex'));
+    expect(r.diskDigest).toBe(createHash('sha256').update(disk).digest('hex'));
 
     const listing = execFileSync('tar', ['--numeric-owner', '-tvf', out], { encoding: 'utf8', env }).trim().split('\n');
     expect(listing.map((l) => l.split(/\s+/)[5])).toEqual(['app.ovf', 'app.mf', 'app-disk1.vmdk']);
@@ -87,6 +88,38 @@ describe('StreamingOva', () => {
       expect(createHash('sha256').update(readFileSync(path.join(extracted, file))).digest('hex')).toBe(hex);
     }
   });
+
+  for (const digest of ['sha1', 'sha512'] as const) {
+    it(`writes a ${digest} manifest, its room sized for that algorithm, that matches the members GNU tar extracts`, async () => {
+      const p = path.join(tmp, `${digest}.ova`);
+      const ova = await StreamingOva.create(p, { ...names, digest });
+      await stream(ova, disk);
+      const r = await ova.finish();
+      expect(statSync(p).size).toBe(r.bytes);
+      expect(r.diskDigest).toBe(createHash(digest).update(disk).digest('hex'));
+
+      const x = path.join(tmp, `x-${digest}`);
+      mkdirSync(x);
+      execFileSync('tar', ['-xf', p, '-C', x], { env });
+      expect(readdirSync(x).sort()).toEqual(['app-disk1.vmdk', 'app.mf', 'app.ovf']);
+      const mf = readFileSync(path.join(x, 'app.mf'), 'utf8');
+      const entries = parseManifest(mf);
+      expect(entries.map((e) => [e.algorithm, e.name])).toEqual([
+        [digest, 'app.ovf'],
+        [digest, 'app-disk1.vmdk'],
+      ]);
+      for (const e of entries) expect(createHash(digest).update(readFileSync(path.join(x, e.name))).digest('hex'), e.name).toBe(e.hex);
+      expect(entries[1].hex).toBe(r.diskDigest);
+      // Only the manifest differs from the SHA-256 archive: same OVF, same disk, and a plain sequential tar.
+      expect(readFileSync(path.join(x, 'app.ovf')).equals(readFileSync(path.join(extracted, 'app.ovf')))).toBe(true);
+      const reference = ovaBytes([
+        { name: 'app.ovf', data: readFileSync(path.join(x, 'app.ovf')) },
+        { name: 'app.mf', data: Buffer.from(mf, 'utf8') },
+        { name: 'app-disk1.vmdk', data: disk },
+      ]);
+      expect(reference.equals(readFileSync(p))).toBe(true);
+    });
+  }
 
   it('has an OVF that validates against the DMTF schema and states the real disk member size', () => {
     const file = path.join(extracted, 'app.ovf');

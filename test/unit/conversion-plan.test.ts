@@ -56,7 +56,7 @@ describe('the conversion plan', () => {
     expect(disk.ovf.annotation).toContain('Exposed ports: 8080/tcp.');
     expect(disk.vmdk.capacityBytes).toBe(disk.layout.diskBytes);
     expect(disk.layout.diskGuid).toBe(disk.identity.diskGuid.toUpperCase());
-    expect(plan.output).toEqual({ format: 'ova', path: '/out/app.ova', ovfName: 'app.ovf', mfName: 'app.mf', diskName: 'app-disk1.vmdk' });
+    expect(plan.output).toEqual({ format: 'ova', path: '/out/app.ova', ovfName: 'app.ovf', mfName: 'app.mf', diskName: 'app-disk1.vmdk', manifestDigest: 'sha256' });
   });
 
   it('is the same for the same request, and identities follow the image and the options', () => {
@@ -111,6 +111,21 @@ describe('the conversion plan', () => {
     expect(after.vmdk.capacityBytes).toBe(refit.layout.diskBytes);
     expect(after.identity).toEqual(disk.identity);
     expect(after.layout.diskGuid).toBe(disk.layout.diskGuid);
+  });
+
+  it('writes a SHA1 manifest for ESXi 5.5 and 6.0 (vmx-10, vmx-11), SHA256 from 6.5 on, or what --manifest-digest says', () => {
+    expect(planConversion(request({}, { hwVersion: 10 })).output.manifestDigest).toBe('sha1');
+    expect(planConversion(request({}, { hwVersion: 11 })).output.manifestDigest).toBe('sha1');
+    expect(planConversion(request({}, { hwVersion: 13 })).output.manifestDigest).toBe('sha256');
+    expect(planConversion(request()).output.manifestDigest).toBe('sha256');
+    expect(planConversion(request({}, { hwVersion: 11, manifestDigest: 'sha512' })).output.manifestDigest).toBe('sha512');
+  });
+
+  it('refuses a VM the oldest host of its hardware version cannot run', () => {
+    expect(() => planConversion(request({}, { cpus: 129 }))).toThrow('--cpus 129 is more than vmx-14 (ESXi 6.7) allows (128): lower --cpus or raise --hw-version');
+    expect(planConversion(request({}, { cpus: 129, hwVersion: 15 })).disk!.ovf.cpus).toBe(129);
+    expect(() => planConversion(request({}, { cpus: 65, hwVersion: 10 }))).toThrow('--cpus 65 is more than vmx-10 (ESXi 5.5) allows (64)');
+    expect(() => planConversion(request({}, { memory: 1011 * 1024 + 1, hwVersion: 10 }))).toThrow(/--memory 1035265 MiB is more than vmx-10 \(ESXi 5\.5\) allows \(1011 GB\)/);
   });
 
   it('makes a hostname of the VM name', () => {

@@ -28,14 +28,15 @@ describe('guestOsFor', () => {
     expect(guestOsFor({ ID: 'alpine', VERSION_ID: '3.20.3' }, byDefault).vmwOsType).toBe('other4xLinux64Guest');
   });
 
-  it('answers Workstation-only and pre-6.5 hardware versions as it always has', () => {
-    // vmx-16 has no ESXi of its own: it is declared for 6.7U2 (vmx-15), not for 7.0.
-    expect(guestOsFor(debian('11'), { vmxVersion: 16 }).vmwOsType).toBe('debian10_64Guest');
-    expect(guestOsFor(debian('11'), { vmxVersion: 17 }).vmwOsType).toBe('debian11_64Guest');
-    // vmx-10 (ESXi 5.5) still gets what 6.0 knows: debian9_64Guest arrived in API 6.0.
-    expect(guestOsFor(debian('9'), { vmxVersion: 10 }).vmwOsType).toBe('debian9_64Guest');
-    expect(guestOsFor(debian('10'), { vmxVersion: 12 }).vmwOsType).toBe('debian9_64Guest');
+  it('declares for ESXi 5.5 and 6.0 only what their APIs know, and refuses Workstation-only versions', () => {
+    // debian9_64Guest arrived in API 6.0: an ESXi 5.5 (vmx-10) host gets debian8_64Guest.
+    expect(guestOsFor(debian('9'), { vmxVersion: 10 }).vmwOsType).toBe('debian8_64Guest');
+    expect(guestOsFor(debian('9'), { vmxVersion: 11 }).vmwOsType).toBe('debian9_64Guest');
+    expect(guestOsFor(debian('10'), { vmxVersion: 11 }).vmwOsType).toBe('debian9_64Guest');
     expect(guestOsFor(debian('10'), { vmxVersion: 13 }).vmwOsType).toBe('debian10_64Guest');
+    expect(guestOsFor(debian('11'), { vmxVersion: 17 }).vmwOsType).toBe('debian11_64Guest');
+    expect(() => guestOsFor(debian('11'), { vmxVersion: 12 })).toThrow(/not an ESXi hardware version/);
+    expect(() => guestOsFor(debian('11'), { vmxVersion: 16 })).toThrow(/not an ESXi hardware version/);
   });
 
   it('maps Ubuntu and its derivatives to ubuntu64Guest', () => {

@@ -23,6 +23,9 @@ async function settingsFrom(args: string[]) {
   return convertSchema.safeParse(convertInput(await parseArgv(args)));
 }
 
+const HW_MESSAGE =
+  '--hw-version must be an ESXi hardware version: 10 (ESXi 5.5), 11 (ESXi 6.0), 13 (ESXi 6.5), 14 (ESXi 6.7), 15 (ESXi 6.7 U2), 17 (ESXi 7.0), 18 (ESXi 7.0 U1), 19 (ESXi 7.0 U2), 20 (ESXi 8.0), 21 (ESXi 8.0 U2) (12 and 16 are Workstation versions ESXi rejects)';
+
 describe('the settings table', () => {
   it('names schema keys in camelCase', () => {
     expect(camelCase('root-password-hash')).toBe('rootPasswordHash');
@@ -53,6 +56,7 @@ describe('the settings table', () => {
       scsi: 'pvscsi',
       nic: 'vmxnet3',
       hwVersion: 14,
+      manifestDigest: 'auto',
       compressLevel: 5,
       pull: true,
       init: 'auto',
@@ -96,7 +100,11 @@ describe('convert flags -> settings', () => {
     [['--format', 'zip'], '--format must be one of: ova, ovf, vmdk, raw'],
     [['--disk-size', '12Q'], 'diskSize: "12Q" is not a size: use a number with a unit, like 4G or 2048M, or "auto"'],
     [['--init', 'runit'], '--init must be one of: auto, systemd, openrc'],
-    [['--hw-version', '9'], '--hw-version must be 10 or newer (vmx-10 = ESXi 5.5)'],
+    [['--hw-version', '9'], HW_MESSAGE],
+    [['--hw-version', '12'], HW_MESSAGE],
+    [['--hw-version', '16'], HW_MESSAGE],
+    [['--hw-version', '22'], HW_MESSAGE],
+    [['--manifest-digest', 'md5'], '--manifest-digest must be one of: auto, sha1, sha256, sha512'],
   ])('%j gives the same message as through the schema', async (args, message) => {
     const viaFlags = await settingsFrom(['x', ...args]);
     expect(formatIssues(viaFlags.error!)).toBe(message);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { atLeast, DEFAULT_HW_VERSION, HARDWARE_VERSIONS, oldestHostApi, type ApiRelease } from '../../src/plan/vsphere-hardware.js';
+import { atLeast, DEFAULT_HW_VERSION, describeHardwareVersions, hardwareVersion, HARDWARE_VERSIONS, oldestHostApi, type ApiRelease } from '../../src/plan/vsphere-hardware.js';
 
 describe('vSphere hardware versions', () => {
   it('lists each version once, oldest first, with releases, APIs and limits that never fall', () => {
@@ -23,26 +23,17 @@ describe('vSphere hardware versions', () => {
     expect(HARDWARE_VERSIONS.find((r) => r.vmx === DEFAULT_HW_VERSION)).toMatchObject({ esxi: '6.7', api: [6, 7, 0, 0] });
   });
 
-  it('answers every version c2v accepts (11..21) with its own row, or else an older host than the next row', () => {
-    for (let vmx = 11; vmx <= 21; vmx++) {
-      const api = oldestHostApi(vmx);
-      expect(api).toHaveLength(4);
-      const exact = HARDWARE_VERSIONS.find((r) => r.vmx === vmx);
-      if (exact) expect(api, `vmx-${vmx}`).toEqual(exact.api);
-      const next = HARDWARE_VERSIONS.find((r) => r.vmx > vmx);
-      // A host newer than the version needs could be told of a guest id it does not know.
-      if (next) expect(atLeast(api, next.api), `vmx-${vmx}`).toBe(false);
-    }
-  });
-
-  it('keeps what earlier releases of c2v declared below 6.5 and for the Workstation-only 12 and 16', () => {
+  it('answers each ESXi version with its own host, and knows no Workstation-only or future version', () => {
     const v = (vmx: number): ApiRelease => oldestHostApi(vmx);
-    expect(v(10)).toEqual([6, 0, 0, 0]);
+    expect(v(10)).toEqual([5, 5, 0, 0]);
     expect(v(11)).toEqual([6, 0, 0, 0]);
-    expect(v(12)).toEqual([6, 0, 0, 0]);
     expect(v(13)).toEqual([6, 5, 0, 0]);
-    expect(v(16)).toEqual([6, 7, 2, 0]);
     expect(v(21)).toEqual([8, 0, 2, 0]);
+    for (const vmx of [9, 12, 16, 22]) {
+      expect(hardwareVersion(vmx), `vmx-${vmx}`).toBeUndefined();
+      expect(() => v(vmx)).toThrow(RangeError);
+    }
+    expect(describeHardwareVersions()).toMatch(/^10 \(ESXi 5\.5\), 11 \(ESXi 6\.0\), 13 \(ESXi 6\.5\), 14 \(ESXi 6\.7\), .* 21 \(ESXi 8\.0 U2\)$/);
   });
 
   it('compares API releases element by element', () => {
