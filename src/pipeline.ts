@@ -89,7 +89,7 @@ export async function convert(opts: ConvertOptions, backendsFor: BackendChoice, 
     const disk = plan.disk;
     if (!disk) throw new C2vError('internal', 'the plan has no disk after the appliance step');
     const built = await buildDisk(disk, run, ws, stages);
-    const artifactBytes = await writeOutput({ output: plan.output, disk: built.disk, diskPath: built.diskPath, populatedBytes: built.populatedBytes, ws, stages });
+    const artifactBytes = await writeOutput({ output: plan.output, disk: built.disk, diskPath: built.diskPath, ws, stages });
     return {
       output: plan.output.path,
       format: opts.format,
@@ -176,7 +176,6 @@ interface BuiltDisk {
   /** The plan's disk, re-laid when the content had to be measured. */
   disk: DiskPlan;
   kernel: string;
-  populatedBytes: number;
 }
 
 /** The raw disk: GRUB images, the ext4 root from the image's stream, the ESP, GPT and boot code, zeroed free space. */
@@ -248,7 +247,7 @@ async function buildDisk(disk: DiskPlan, run: Run, ws: Workspace, stages: StageR
     () => zerofreeRoot(diskPath, root.offsetBytes),
     (z) => `${z.zeroedBlocks} blocks zeroed; ${formatSize(z.checkedBytes)} of ${formatSize(z.freeBytes)} free space read (the rest are holes)`,
   );
-  return { diskPath, disk: withLayout(disk, layout), kernel: rootfs.kernel.kernel, populatedBytes: rootfs.info.bytes };
+  return { diskPath, disk: withLayout(disk, layout), kernel: rootfs.kernel.kernel };
 }
 
 async function readSshKey(file: string | undefined): Promise<string | undefined> {

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { formatSize } from '../config/size.js';
 import { formatManifest } from '../formats/manifest.js';
+import { GRAIN_BYTES } from '../formats/vmdk.js';
 import { buildOvf } from '../plan/ovf.js';
 import type { DiskPlan, OutputPlan } from '../plan/conversion.js';
 import type { StageRunner } from '../progress.js';
@@ -20,8 +21,6 @@ export interface OutputRequest {
   disk: DiskPlan;
   /** The raw disk in the workspace; consumed. */
   diskPath: string;
-  /** Bytes of file data in the root filesystem, for the OVF's populatedSize. */
-  populatedBytes: number;
   ws: Workspace;
   stages: StageRunner;
 }
@@ -41,11 +40,16 @@ export async function writeOutput(req: OutputRequest): Promise<number> {
   }
 }
 
-function ovfText(req: OutputRequest, fileBytes: number): string {
+/**
+ * populatedSize is the data the disk holds, as vSphere reckons it for thin provisioning: the grains the VMDK
+ * stores (every non-zero 64 KiB), not the files' bytes, which leave out metadata and partial blocks.
+ */
+function ovfText(req: OutputRequest, fileBytes: number, grains: number): string {
   const { disk } = req;
+  const capacityBytes = disk.layout.diskBytes;
   return buildOvf({
     ...disk.ovf,
-    disk: { fileName: req.output.diskName, fileBytes, capacityBytes: disk.layout.diskBytes, populatedBytes: req.populatedBytes },
+    disk: { fileName: req.output.diskName, fileBytes, capacityBytes, populatedBytes: Math.min(capacityBytes, grains * GRAIN_BYTES) },
   });
 }
 
@@ -78,7 +82,7 @@ async function writeOvf(req: OutputRequest): Promise<number> {
   await mkdir(folder);
   const vmdkPath = path.join(folder, diskName);
   const vmdk = await vmdkFile(req, vmdkPath);
-  const ovf = Buffer.from(ovfText(req, vmdk.bytes), 'utf8');
+  const ovf = Buffer.from(ovfText(req, vmdk.bytes, vmdk.grains), 'utf8');
   const mf = Buffer.from(
     formatManifest(
       [
@@ -106,19 +110,25 @@ async function writeOvf(req: OutputRequest): Promise<number> {
 async function writeOva(req: OutputRequest): Promise<number> {
   const { ovfName, mfName, diskName } = req.output;
   const ovaPath = req.ws.file(`${req.disk.ovf.name}.ova`);
+  // Until the disk is written its grains are unknown: a full disk's count sizes the room the OVF gets.
+  let grains = Math.ceil(req.disk.layout.diskBytes / GRAIN_BYTES);
   const ova = await StreamingOva.create(ovaPath, {
     ovfName,
     mfName,
     diskName,
     digest: req.output.manifestDigest,
-    ovf: (bytes) => ovfText(req, bytes),
+    ovf: (bytes) => ovfText(req, bytes, grains),
   });
   let bytes: number;
   try {
     await req.stages.run(
       'vmdk',
       'Writing the streamOptimized VMDK into the OVA',
-      (_update, progress) => ova.writeDisk((sink) => streamVmdk(req.diskPath, { ...req.disk.vmdk, onProgress: progress }, sink)),
+      async (_update, progress) => {
+        const written = await ova.writeDisk((sink) => streamVmdk(req.diskPath, { ...req.disk.vmdk, onProgress: progress }, sink));
+        grains = written.grains;
+        return written;
+      },
       vmdkSummary,
     );
     await rm(req.diskPath, { force: true });

@@ -102,8 +102,9 @@ export interface StreamingOvaRequest {
   diskName: string;
   /**
    * The OVF text for a disk file of `diskBytes` bytes. It is called once with Number.MAX_SAFE_INTEGER to size
-   * the room reserved for it (only the size attribute's digits change, so the real one is never longer), and
-   * once with the real size.
+   * the room reserved for it, and once with the real size once the disk is written. Only numbers that can only
+   * shrink may change in between (the file size, and a populated size first given as the capacity), so the
+   * real text is never longer.
    */
   ovf: (diskBytes: number) => string;
   /** The manifest's algorithm; the disk is hashed with it as it streams. */

@@ -8,6 +8,7 @@ import { vmSkeleton } from '../helpers/crafted-tar.js';
 import { requireDockerEngine } from '../helpers/env.js';
 import { importImage, removeImages } from '../helpers/images.js';
 import { runC2vWithPid } from '../helpers/leftovers.js';
+import { parseVmdk } from '../helpers/vmdk-reader.js';
 
 /**
  * Every --format from one image with the same options: the OVA, the OVF folder, the bare VMDK and the raw disk
@@ -56,6 +57,20 @@ describe('output formats', () => {
   it('--format ovf: a folder with the .ovf, .mf and .vmdk that pass the OVA checks', async () => {
     expect(readdirSync(out('fmt-ovf')).sort()).toEqual(['fmt-disk1.vmdk', 'fmt.mf', 'fmt.ovf']);
     (await checkOvfFolder(out('fmt-ovf'))).cleanup();
+  }, 120_000);
+
+  it('states as populatedSize the data the VMDK holds (its grains), in the OVF folder and the OVA alike', async () => {
+    const vmdk = parseVmdk(readFileSync(path.join(out('fmt-ovf'), 'fmt-disk1.vmdk')));
+    const grains = vmdk.events.filter((e) => e.kind === 'grain').length;
+    expect(grains).toBeGreaterThan(0);
+    const populated = (xml: string) => Number(/ovf:populatedSize="(\d+)"/.exec(xml)?.[1]);
+    expect(populated(readFileSync(path.join(out('fmt-ovf'), 'fmt.ovf'), 'utf8'))).toBe(grains * 65536);
+    const ova = await checkOutput(out('fmt.ova'));
+    try {
+      expect(populated(ova.ovf)).toBe(grains * 65536);
+    } finally {
+      ova.cleanup();
+    }
   }, 120_000);
 
   it('--format raw: a GPT disk with a clean root filesystem and ESP', () => {
