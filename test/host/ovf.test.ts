@@ -5,6 +5,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildOvf, escapeXml, STREAM_OPTIMIZED_FORMAT, type OvfSpec } from '../../src/plan/ovf.js';
+import { guestOsFor } from '../../src/plan/os-type.js';
+import { HARDWARE_VERSIONS } from '../../src/plan/vsphere-hardware.js';
 import { NO_SCHEMA_REASON, OVF_SCHEMA_PRESENT, validateOvfFile } from '../helpers/ovf-schema.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'c2v-ovf-'));
@@ -137,6 +139,33 @@ describe('buildOvf', () => {
     const items = [...xml.matchAll(/<Item>([\s\S]*?)<\/Item>/g)].map((m) => [...m[1].matchAll(/<rasd:(\w+)>/g)].map((n) => n[1]));
     expect(items).toHaveLength(5);
     for (const names of items) expect(names).toEqual([...names].sort());
+  });
+
+  it('for every hardware version c2v accepts: a valid OVF naming that version and a guest type its oldest ESXi knows', () => {
+    const debian12 = { ID: 'debian', VERSION_ID: '12', PRETTY_NAME: 'Debian GNU/Linux 12 (bookworm)' };
+    const seen: Record<number, string> = {};
+    for (const hw of HARDWARE_VERSIONS) {
+      const os = guestOsFor(debian12, { vmxVersion: hw.vmx });
+      const xml = buildOvf({ ...base, vmxVersion: hw.vmx, os, cpus: hw.maxCpus, memoryMiB: hw.maxMemoryGB * 1024 });
+      const v = validate(xml);
+      expect(v.ok, `vmx-${hw.vmx}: ${v.stderr}`).toBe(true);
+      expect(xpath(xml, `string(//${el('VirtualSystemType')})`)).toBe(`vmx-${String(hw.vmx).padStart(2, '0')}`);
+      expect(xpath(xml, `string(${item(3)}/${el('VirtualQuantity')})`)).toBe(String(hw.maxCpus));
+      seen[hw.vmx] = xpath(xml, `string(//${el('OperatingSystemSection')}/${at('osType')})`);
+    }
+    // debian12_64Guest needs API 8.0.0.1, which no version proves before vmx-21 (8.0 U2).
+    expect(seen).toEqual({
+      10: 'debian8_64Guest',
+      11: 'debian9_64Guest',
+      13: 'debian10_64Guest',
+      14: 'debian10_64Guest',
+      15: 'debian10_64Guest',
+      17: 'debian11_64Guest',
+      18: 'debian11_64Guest',
+      19: 'debian11_64Guest',
+      20: 'debian11_64Guest',
+      21: 'debian12_64Guest',
+    });
   });
 
   it('is deterministic', () => {
