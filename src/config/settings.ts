@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { parseSize } from './size.js';
 import { DEFAULT_COMPRESS_LEVEL } from '../formats/vmdk.js';
+import { MANIFEST_DIGESTS } from '../formats/manifest.js';
 import { DEFAULT_HW_VERSION, describeHardwareVersions, hardwareVersion, HARDWARE_VERSIONS } from '../plan/vsphere-hardware.js';
 
 /**
@@ -42,7 +43,8 @@ export const BOOT_MODES = ['hybrid', 'bios', 'efi'] as const;
 export const SCSI_CONTROLLERS = ['pvscsi', 'lsilogic', 'lsilogicsas'] as const;
 export const NICS = ['vmxnet3', 'e1000e'] as const;
 export const INIT_SYSTEMS = ['auto', 'systemd', 'openrc'] as const;
-export const MANIFEST_DIGESTS = ['auto', 'sha1', 'sha256', 'sha512'] as const;
+/** `auto` lets the plan choose by --hw-version; the algorithms themselves are the manifest's. */
+export const MANIFEST_DIGEST_CHOICES = ['auto', ...MANIFEST_DIGESTS] as const;
 
 const MiB = 1024 * 1024;
 /** The table's newest row decides the bounds; the plan then checks them against the chosen --hw-version. */
@@ -140,7 +142,7 @@ export const CONVERT_SETTINGS = {
   'manifest-digest': {
     type: 'string',
     describe: 'Digest of the .mf manifest: auto (SHA1 below --hw-version 13, whose ESXi 5.5/6.0 clients reject SHA256; else SHA256)',
-    choices: MANIFEST_DIGESTS,
+    choices: MANIFEST_DIGEST_CHOICES,
     default: 'auto',
   },
   'compress-level': {

@@ -5,10 +5,10 @@
  * ESXi 5.5/6.0 refuse anything but SHA1, newer ones take all three.
  */
 
-/** Also the algorithm's name for node:crypto's createHash. */
-export type ManifestDigest = 'sha1' | 'sha256' | 'sha512';
+export const MANIFEST_DIGESTS = ['sha1', 'sha256', 'sha512'] as const;
 
-export const MANIFEST_DIGESTS: readonly ManifestDigest[] = ['sha1', 'sha256', 'sha512'];
+/** Also the algorithm's name for node:crypto's createHash. */
+export type ManifestDigest = (typeof MANIFEST_DIGESTS)[number];
 
 const ALGORITHMS: Record<ManifestDigest, { label: string; hexLength: number }> = {
   sha1: { label: 'SHA1', hexLength: 40 },
