@@ -9,6 +9,8 @@ import { C2vError } from './errors.js';
 import type { ConvertOptions } from './config/schema.js';
 import { formatSize } from './config/size.js';
 import type { ImageBackends, ImageInfo } from './adapters/engine.js';
+import type { BackendContext } from './adapters/backends.js';
+import { parsePlatform } from './formats/oci/manifest.js';
 import type { InputSpec } from './plan/image.js';
 import { RootfsHandle } from './adapters/rootfs-handle.js';
 import { loadTemplates } from './adapters/templates.js';
@@ -54,6 +56,7 @@ export async function planConvert(opts: ConvertOptions, backendsFor: BackendChoi
     return await run.plan();
   } finally {
     await run.rootfs.release();
+    await run.backends.close?.();
   }
 }
 
@@ -68,7 +71,11 @@ export async function convert(opts: ConvertOptions, backendsFor: BackendChoice, 
       const appliance = plan.appliance;
       // The derived image gets a container of its own: the base image's is not needed while it builds.
       await run.rootfs.release();
-      const builder = requireBuilder(run.backends, 'adding a kernel, init or app service to the image');
+      const builder = requireBuilder(
+        run.backends,
+        `adding ${describeAppliance(appliance)} to ${run.image.ref}`,
+        run.backends.builder ? undefined : 'an image read from a file or a registry has none here: convert an image that already has a kernel and init (like examples/debian-vm), or load it into a Docker engine (docker load -i FILE) and convert docker-daemon:NAME',
+      );
       const workDir = ws.dir;
       const vmImage = await stages.run(
         'appliance',
@@ -103,11 +110,12 @@ export async function convert(opts: ConvertOptions, backendsFor: BackendChoice, 
   } finally {
     await run.rootfs.release();
     await ws?.dispose();
+    await run.backends.close?.();
   }
 }
 
 /** Picks the source, builder and janitor for the input's form (adapters/backends.ts). */
-export type BackendChoice = (input: InputSpec) => Promise<ImageBackends>;
+export type BackendChoice = (input: InputSpec, ctx: BackendContext) => Promise<ImageBackends>;
 
 interface Run {
   backends: ImageBackends;
@@ -134,22 +142,20 @@ async function begin(opts: ConvertOptions, backendsFor: BackendChoice, stages: S
   buildEpoch(process.env.SOURCE_DATE_EPOCH, undefined);
   checkHardwareLimits(opts);
   const workParent = opts.workdir ? path.resolve(opts.workdir) : path.dirname(output);
-  const backends = await backendsFor(input);
-  if (!opts.plan) {
-    // Host tools and the workspace's place are checked before a possibly long build, not after it.
-    await Promise.all([
-      requireTarCapableMke2fs(),
-      requireTools(['grub-mkimage', 'mkfs.vfat', ...(opts.boot === 'bios' ? [] : ['mmd', 'mcopy'])]),
-      Workspace.preflight(workParent, path.dirname(output)),
-      backends.janitor?.sweep().catch(() => 0),
-    ]);
+  const backends = await backendsFor(input, {
+    platform: parsePlatform(opts.platform),
+    insecureRegistries: opts.insecureRegistry ?? [],
+    workParent,
+    maxLayerBytes: opts.diskSize === 'auto' ? undefined : opts.diskSize,
+    onLog: (line) => stages.log('acquire', line),
+  });
+  let image: ImageInfo;
+  try {
+    image = await acquire(opts, input, name, output, backends, workParent, stages);
+  } catch (e) {
+    await backends.close?.();
+    throw e;
   }
-  const image = await stages.run(
-    'acquire',
-    input.kind === 'image' ? `Finding image ${input.ref}` : `Building ${path.join(input.contextDir, input.dockerfile)}`,
-    (update) => acquireImage(backends, input, { name, onLog: (line) => { stages.log('acquire', line); update(line.slice(0, 100)); } }),
-    (i) => `${i.ref} (${formatSize(i.sizeBytes)})`,
-  );
   const rootfs = new RootfsHandle(backends.source);
   let request: Omit<ConversionRequest, 'vmImage'> | undefined;
   return {
@@ -169,6 +175,25 @@ async function begin(opts: ConvertOptions, backendsFor: BackendChoice, stages: S
       return planConversion({ ...request, vmImage });
     },
   };
+}
+
+/** Host checks that should fail before a long build, then the image itself. */
+async function acquire(opts: ConvertOptions, input: InputSpec, name: string, output: string, backends: ImageBackends, workParent: string, stages: StageRunner): Promise<ImageInfo> {
+  if (!opts.plan) {
+    // Host tools and the workspace's place are checked before a possibly long build, not after it.
+    await Promise.all([
+      requireTarCapableMke2fs(),
+      requireTools(['grub-mkimage', 'mkfs.vfat', ...(opts.boot === 'bios' ? [] : ['mmd', 'mcopy'])]),
+      Workspace.preflight(workParent, path.dirname(output)),
+      backends.janitor?.sweep().catch(() => 0),
+    ]);
+  }
+  return stages.run(
+    'acquire',
+    input.kind === 'image' ? `Finding image ${input.ref}` : `Building ${path.join(input.contextDir, input.dockerfile)}`,
+    (update) => acquireImage(backends, input, { name, onLog: (line) => { stages.log('acquire', line); update(line.slice(0, 100)); } }),
+    (i) => `${i.ref} (${formatSize(i.sizeBytes)})`,
+  );
 }
 
 interface BuiltDisk {

@@ -62,6 +62,8 @@ export interface ImageBackends {
   source: ImageSource;
   builder?: ImageBuilder;
   janitor?: Janitor;
+  /** Releases what the backends hold for the run (a registry's blob cache); safe to call twice. */
+  close?(): Promise<void>;
 }
 
 export const SESSION_LABEL = 'c2v.session';

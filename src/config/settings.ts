@@ -95,7 +95,8 @@ export const CONVERT_SETTINGS = {
   input: {
     positional: true,
     type: 'string',
-    describe: 'A Dockerfile, a build context directory, or an image reference (pulled when missing; docker-daemon:REF: the engine\'s image only)',
+    describe:
+      "A Dockerfile, a build context, or an image: REF (the engine's, pulled when missing; a registry's when no engine answers), docker-daemon:REF, docker://REF, docker-archive:FILE[:TAG], oci-archive:FILE[:NAME], oci:DIR[:NAME]",
     schema: z.string().min(1, 'say what to convert: a Dockerfile, a build context directory or an image reference'),
   },
   output: {
@@ -152,6 +153,20 @@ export const CONVERT_SETTINGS = {
     schema: z.coerce.number({ message: '--compress-level must be a number' }).int().min(1, '--compress-level must be 1-9').max(9, '--compress-level must be 1-9'),
   },
   pull: { type: 'boolean', describe: 'Pull the image when it is not present locally (--no-pull to refuse)', default: true, schema: z.boolean() },
+  platform: {
+    type: 'string',
+    describe: 'The image to take from a multi-platform index (registry, OCI layout), as os/architecture[/variant]',
+    default: 'linux/amd64',
+    schema: z.string().regex(/^[a-z0-9_-]+\/[a-z0-9_-]+(\/[a-z0-9_.-]+)?$/, '--platform must be os/architecture[/variant], like linux/amd64'),
+  },
+  'insecure-registry': {
+    type: 'string',
+    describe: 'A registry (host[:port]) to reach over plain HTTP; repeat for more (loopback ones always may)',
+    schema: z
+      .union([z.string(), z.array(z.string())])
+      .transform((v) => (Array.isArray(v) ? v : [v]).flatMap((h) => h.split(',')).map((h) => h.trim()).filter(Boolean))
+      .refine((hosts) => hosts.every((h) => /^[A-Za-z0-9.-]+(:[0-9]+)?$|^\[[0-9a-fA-F:]+\](:[0-9]+)?$/.test(h)), '--insecure-registry takes host[:port], like registry.lan:5000'),
+  },
   init: { type: 'string', describe: 'Init system when c2v adds one', choices: INIT_SYSTEMS, default: 'auto' },
   'app-service': { type: 'boolean', describe: "Run the image's ENTRYPOINT/CMD as a boot service (--no-app-service to skip)", default: true, schema: z.boolean() },
   cmd: { type: 'string', describe: 'Command for the app service instead of ENTRYPOINT+CMD: a JSON array or words', schema: command },

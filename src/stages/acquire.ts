@@ -8,9 +8,9 @@ export interface AcquireOptions {
 }
 
 /** The builder an input or step needs, or one line saying there is none. */
-export function requireBuilder(backends: ImageBackends, what: string): ImageBuilder {
+export function requireBuilder(backends: ImageBackends, what: string, why = 'none is available'): ImageBuilder {
   if (backends.builder) return backends.builder;
-  throw new C2vError('engine', `${what} needs an image builder and none is available: run c2v where a Docker engine answers (DOCKER_HOST)`);
+  throw new C2vError('engine', `${what} needs an image builder, and ${why === 'none is available' ? `${why}: run c2v where a Docker engine answers (DOCKER_HOST)` : why}`);
 }
 
 function canPull(source: ImageSource): source is PullingSource {

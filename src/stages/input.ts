@@ -5,13 +5,8 @@ import type { InputSpec } from '../plan/image.js';
 
 export type { InputSpec };
 
-/** Transports the spelling knows that c2v does not read yet, with what to do instead. */
-const NOT_YET: Record<string, string> = {
-  'docker-archive': 'load it into the engine first (docker load -i FILE) and convert the image it names',
-  'oci-archive': 'load it into the engine first (skopeo copy oci-archive:FILE docker-daemon:NAME:TAG) and convert NAME:TAG',
-  oci: 'copy it into the engine first (skopeo copy oci:DIR docker-daemon:NAME:TAG) and convert NAME:TAG',
-  docker: 'pull it with the engine instead: c2v convert REF (without docker://) pulls a missing image',
-};
+const FILE_TRANSPORTS = new Set(['docker-archive', 'oci-archive', 'oci']);
+const KNOWN_TRANSPORTS = ['docker-daemon', 'docker', ...FILE_TRANSPORTS].join(', ');
 
 const IMAGE_REF = /^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:\/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
 /** Dockerfile, Containerfile, app.Dockerfile, Dockerfile.prod: names builders and editors treat as Dockerfiles. */
@@ -21,10 +16,17 @@ const DOCKERFILE_NAME = /(^|\.)(dockerfile|containerfile)(\.[^/]*)?$/i;
 export async function classifyInput(input: string, opts: { pull: boolean }): Promise<InputSpec> {
   const transport = /^([a-z][a-z0-9-]*):(.*)$/.exec(input);
   if (transport && transport[1] === 'docker-daemon') return imageRef(transport[2], false, true, input);
-  if (transport && transport[1] in NOT_YET) {
-    throw new C2vError('input', `${transport[1]}: inputs are not supported yet: ${NOT_YET[transport[1]]}`);
+  if (transport && transport[1] === 'docker') {
+    if (!transport[2].startsWith('//')) throw new C2vError('input', `"${input}" is not a registry reference: spell it docker://HOST/REPOSITORY:TAG`);
+    const ref = transport[2].slice(2);
+    if (!IMAGE_REF.test(ref)) throw new C2vError('input', `"${input}" does not name a valid image reference after docker:// (like docker://registry.example:5000/team/app:1.4)`);
+    return { kind: 'image', transport: 'docker', explicit: true, ref, pull: true };
   }
+  if (transport && FILE_TRANSPORTS.has(transport[1])) return fileImage(transport[1] as 'docker-archive' | 'oci-archive' | 'oci', transport[2], input);
   const s = await stat(input).catch(() => undefined);
+  if (!s && transport && !IMAGE_REF.test(input)) {
+    throw new C2vError('input', `"${transport[1]}:" is not a transport c2v reads (it reads ${KNOWN_TRANSPORTS}), and "${input}" is neither a file nor an image reference`);
+  }
   if (s?.isFile()) {
     const abs = path.resolve(input);
     if (!DOCKERFILE_NAME.test(path.basename(abs)) && !(await looksLikeDockerfile(abs))) {
@@ -53,6 +55,26 @@ function imageRef(ref: string, pull: boolean, explicit: boolean, given: string):
 }
 
 /**
+ * `PATH[:SELECTOR]`: the path is the longest prefix before a ':' that exists, so a path or a tag may hold
+ * colons (`docker-archive:app.tar:app:1.4`).
+ */
+async function fileImage(transport: 'docker-archive' | 'oci-archive' | 'oci', rest: string, given: string): Promise<InputSpec> {
+  const wantDir = transport === 'oci';
+  const candidates = [rest, ...[...rest.matchAll(/:/g)].map((m) => rest.slice(0, m.index)).reverse()];
+  for (const candidate of candidates) {
+    if (!candidate) continue;
+    const s = await stat(candidate).catch(() => undefined);
+    if (!s) continue;
+    if (wantDir !== s.isDirectory()) {
+      throw new C2vError('input', `${transport}: takes ${wantDir ? 'a directory (an OCI layout)' : 'a tar file'}, and ${candidate} is ${s.isDirectory() ? 'a directory' : 'a file'}${wantDir ? ': for a tar of a layout use oci-archive:' : ''}`);
+    }
+    const selector = candidate === rest ? undefined : rest.slice(candidate.length + 1) || undefined;
+    return { kind: 'image', transport, explicit: true, ref: given, pull: false, path: path.resolve(candidate), selector };
+  }
+  throw new C2vError('input', `${given}: ${rest.split(':')[0] || '(empty)'} does not exist: give the path of ${wantDir ? 'an OCI layout directory' : 'a tar file'} after ${transport}:`);
+}
+
+/**
  * A file of another name is a Dockerfile when its first instruction (after comments, parser directives and
  * blank lines) is FROM or ARG, as a builder requires. A tar or any binary file fails this at once.
  */
@@ -76,7 +98,17 @@ async function looksLikeDockerfile(file: string): Promise<boolean> {
 
 /** A VM name from the image reference or the build context's folder: letters, digits, '.', '_', '-'. */
 export function defaultName(input: InputSpec): string {
-  const raw = input.kind === 'image' ? (input.ref.split('@')[0].split('/').pop() ?? 'appliance').split(':')[0] : path.basename(input.contextDir);
+  const raw = input.kind === 'dockerfile' ? path.basename(input.contextDir) : 'path' in input ? fileImageName(input.path, input.selector) : repositoryName(input.ref);
   const clean = raw.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 63);
   return clean || 'appliance';
+}
+
+function repositoryName(ref: string): string {
+  return (ref.split('@')[0].split('/').pop() ?? 'appliance').split(':')[0];
+}
+
+/** The tag's repository when one is picked (`app.tar:team/web:1` -> web), else the file's name without extensions. */
+function fileImageName(file: string, selector: string | undefined): string {
+  if (selector && !selector.startsWith('@') && IMAGE_REF.test(selector)) return repositoryName(selector);
+  return path.basename(file).replace(/(\.(tar|gz|tgz|oci|zst))+$/i, '');
 }

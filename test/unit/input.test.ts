@@ -65,10 +65,26 @@ describe('the input, by its form', () => {
     expect(defaultName(await classifyInput('docker-daemon:team/my_app:1.4', { pull: true }))).toBe('my_app');
   });
 
-  it('refuses the transports it cannot read yet, saying how to load the image instead', async () => {
-    expect((await refusal('docker-archive:dist/app.tar')).message).toMatch(/^docker-archive: inputs are not supported yet: load it into the engine first \(docker load -i FILE\)/);
-    expect((await refusal('oci:dist/layout:1.4')).message).toMatch(/skopeo copy oci:DIR docker-daemon:NAME:TAG/);
-    expect((await refusal('docker://registry.example/app:1')).message).toMatch(/without docker:\/\//);
+  it('reads the transports of containers-transports(5): files, layouts and registries', async () => {
+    const tar = file('app.tar', Buffer.alloc(1024));
+    expect(await classifyInput(`docker-archive:${tar}`, { pull: true })).toEqual({ kind: 'image', transport: 'docker-archive', explicit: true, ref: `docker-archive:${tar}`, pull: false, path: tar, selector: undefined });
+    // The path is the longest prefix that exists, so tags may hold colons.
+    expect(await classifyInput(`docker-archive:${tar}:team/app:1.4`, { pull: true })).toMatchObject({ path: tar, selector: 'team/app:1.4' });
+    expect(defaultName(await classifyInput(`docker-archive:${tar}:team/web:1.4`, { pull: true }))).toBe('web');
+    expect(defaultName(await classifyInput(`oci-archive:${tar}`, { pull: true }))).toBe('app');
+    const layout = path.join(dir, 'layout');
+    mkdirSync(layout);
+    expect(await classifyInput(`oci:${layout}:1.4`, { pull: true })).toMatchObject({ transport: 'oci', path: layout, selector: '1.4' });
+    expect(await classifyInput('docker://registry.example:5000/team/app:1.4', { pull: false })).toEqual({ kind: 'image', transport: 'docker', explicit: true, ref: 'registry.example:5000/team/app:1.4', pull: true });
+  });
+
+  it('refuses a transport given the wrong kind of path, a missing one, or a malformed reference, in one line', async () => {
+    const tar = file('other.tar', Buffer.alloc(1024));
+    expect((await refusal(`oci:${tar}`)).message).toMatch(/takes a directory \(an OCI layout\), and .* is a file: for a tar of a layout use oci-archive:/);
+    expect((await refusal(`docker-archive:${dir}`)).message).toMatch(/takes a tar file, and .* is a directory/);
+    expect((await refusal('docker-archive:dist/missing.tar')).message).toMatch(/dist\/missing\.tar does not exist/);
+    expect((await refusal('docker:registry.example/app:1')).message).toMatch(/spell it docker:\/\/HOST\/REPOSITORY:TAG/);
+    expect((await refusal('docker://Registry/App')).message).toMatch(/not name a valid image reference after docker:\/\//);
     expect((await refusal('Not A Ref!')).message).toMatch(/neither an existing file or directory nor a valid image reference/);
   });
 });
@@ -81,8 +97,8 @@ describe('what an input needs', () => {
     const e = await acquireImage({ source }, input, { name: 'x' }).catch((err: unknown) => err);
     expect(e).toBeInstanceOf(C2vError);
     expect((e as C2vError).code).toBe('engine');
-    expect((e as C2vError).message).toMatch(/^building Dockerfile needs an image builder and none is available/);
-    expect(() => requireBuilder({ source }, 'the appliance step')).toThrow(/the appliance step needs an image builder/);
+    expect((e as C2vError).message).toMatch(/^building Dockerfile needs an image builder, and none is available/);
+    expect(() => requireBuilder({ source }, 'the appliance step')).toThrow(/the appliance step needs an image builder, and none is available: run c2v where a Docker engine answers/);
   });
 
   it('an image the source does not hold, and cannot pull, is named with what to do', async () => {

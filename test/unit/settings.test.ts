@@ -59,6 +59,7 @@ describe('the settings table', () => {
       manifestDigest: 'auto',
       compressLevel: 5,
       pull: true,
+      platform: 'linux/amd64',
       init: 'auto',
       appService: true,
       keepWorkdir: false,
@@ -71,6 +72,13 @@ describe('the settings table', () => {
     expect(parseCommand(' app  --port 80 ')).toEqual(['app', '--port', '80']);
     expect(parseCommand('[1]')).toBeUndefined();
     expect(parseCommand('["a"')).toBeUndefined();
+  });
+
+  it('takes --insecure-registry repeated or comma-separated, and refuses what is not host[:port]', () => {
+    expect(convertSchema.parse({ input: 'x', insecureRegistry: ['a.lan:5000', 'b.lan,c.lan:80'] }).insecureRegistry).toEqual(['a.lan:5000', 'b.lan', 'c.lan:80']);
+    expect(convertSchema.parse({ input: 'x', insecureRegistry: 'a.lan' }).insecureRegistry).toEqual(['a.lan']);
+    expect(convertSchema.safeParse({ input: 'x', insecureRegistry: 'http://a.lan' }).success).toBe(false);
+    expect(convertSchema.safeParse({ input: 'x', platform: 'amd64' }).success).toBe(false);
   });
 });
 
