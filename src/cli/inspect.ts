@@ -3,7 +3,10 @@ import { C2vError } from '../errors.js';
 import { formatSize } from '../config/size.js';
 import { CONVERT_SETTINGS } from '../config/settings.js';
 import { convertSchema, formatIssues } from '../config/schema.js';
-import { DockerEngine } from '../adapters/docker.js';
+import os from 'node:os';
+import { backendsFor } from '../adapters/backends.js';
+import { parsePlatform } from '../formats/oci/manifest.js';
+import { classifyInput } from '../stages/input.js';
 import { inspectImage } from '../commands/inspect.js';
 import { JsonReporter } from './reporters.js';
 import type { GlobalFlags } from './global.js';
@@ -15,15 +18,23 @@ export function inspectCommand(y: Argv<GlobalFlags>) {
     'Show what c2v sees in an image (distribution, kernel, init, app command, ports) and what convert would add',
     (b) =>
       b
-        .positional('image', { type: 'string', describe: 'A local image reference' })
+        .positional('image', { type: 'string', describe: 'An image, in any form convert takes (REF, docker-archive:FILE, oci:DIR, docker://REF, ...)' })
         .option('init', flagOption(CONVERT_SETTINGS.init))
+        .option('platform', flagOption(CONVERT_SETTINGS.platform))
+        .option('insecure-registry', flagOption(CONVERT_SETTINGS['insecure-registry']))
         .strict(),
     async (argv) => {
-      const init = convertSchema.shape.init.safeParse(argv.init);
-      if (!init.success) throw new C2vError('usage', formatIssues(init.error));
-      const engine = new DockerEngine();
-      await engine.ping();
-      const r = await inspectImage(engine, argv.image as string, init.data);
+      const flags = convertSchema.pick({ init: true, platform: true, insecureRegistry: true }).safeParse({ init: argv.init, platform: argv.platform, insecureRegistry: argv['insecure-registry'] });
+      if (!flags.success) throw new C2vError('usage', formatIssues(flags.error));
+      const input = await classifyInput(argv.image as string, { pull: false });
+      if (input.kind !== 'image') throw new C2vError('usage', `c2v inspect looks at images, and ${argv.image} is a Dockerfile: build it first, or convert it`);
+      const backends = await backendsFor(input, { platform: parsePlatform(flags.data.platform), insecureRegistries: flags.data.insecureRegistry ?? [], workParent: os.tmpdir() });
+      let r;
+      try {
+        r = await inspectImage(backends.source, input.ref, flags.data.init);
+      } finally {
+        await backends.close?.();
+      }
       if (argv.json) {
         JsonReporter.emit({ event: 'inspect', ...r });
         return;

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -11,6 +11,7 @@ import { acquireImage } from '../../src/stages/acquire.js';
 import { classifyInput } from '../../src/stages/input.js';
 import { probeImage, readOsRelease } from '../../src/stages/probe.js';
 import { PROJECT_ROOT, requireDockerEngine } from '../helpers/env.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry-server.js';
 import { rootTree, treeDiff, type TreeEntry } from '../helpers/root-tree.js';
 import { runC2v } from '../helpers/run-cli.js';
 
@@ -19,6 +20,7 @@ const tmp = mkdtempSync(path.join(os.tmpdir(), 'c2v-daemonless-'));
 let engineInfo: ImageInfo;
 let exported: Map<string, TreeEntry>;
 let engineProbe: Awaited<ReturnType<typeof probeImage>>;
+let registry: TestRegistry;
 
 const ctx = { platform: { os: 'linux', architecture: 'amd64' }, insecureRegistries: [], workParent: tmp };
 
@@ -40,9 +42,14 @@ beforeAll(async () => {
   await skopeo([`docker-daemon:${TAG}`, `oci-archive:${tmp}/app.oci.tar:1`]);
   await skopeo([`docker-daemon:${TAG}`, `docker-archive:${tmp}/skopeo.tar:${TAG}`]);
   await skopeo(['--dest-compress-format', 'zstd', '--dest-compress', `docker-daemon:${TAG}`, `oci:${tmp}/zstd:1`]);
+  registry = await startRegistry({ auth: 'htpasswd' });
+  await skopeo(['--dest-tls-verify=false', '--dest-creds', `${registry.user}:${registry.password}`, `docker-daemon:${TAG}`, `docker://${registry.host}/team/layered:1`]);
 }, 600_000);
 
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+afterAll(async () => {
+  await registry?.stop();
+  rmSync(tmp, { recursive: true, force: true });
+});
 
 describe('images read without an engine flatten to the tree docker export shows', () => {
   const forms = [
@@ -52,6 +59,7 @@ describe('images read without an engine flatten to the tree docker export shows'
     ['OCI layout (gzip layers)', () => `oci:${tmp}/layout:1`],
     ['OCI archive', () => `oci-archive:${tmp}/app.oci.tar`],
     ['OCI layout (zstd layers)', () => `oci:${tmp}/zstd`],
+    ['a registry with htpasswd, credentials from REGISTRY_AUTH_FILE', () => `docker://${registry.host}/team/layered:1`],
   ] as const;
 
   it('the test image has what it is meant to exercise', () => {
@@ -68,6 +76,9 @@ describe('images read without an engine flatten to the tree docker export shows'
   });
 
   it.each(forms)('%s', async (_what, spelling) => {
+    const authFile = path.join(tmp, 'auth.json');
+    writeFileSync(authFile, JSON.stringify({ auths: { [registry.host]: { auth: Buffer.from(`${registry.user}:${registry.password}`).toString('base64') } } }));
+    process.env.REGISTRY_AUTH_FILE = authFile;
     const input = await classifyInput(spelling(), { pull: true });
     const backends = await backendsFor(input, ctx);
     expect(backends.builder).toBeUndefined();
@@ -84,7 +95,9 @@ describe('images read without an engine flatten to the tree docker export shows'
       expect(treeDiff(exported, tree)).toEqual([]);
     } finally {
       await backends.close?.();
+      delete process.env.REGISTRY_AUTH_FILE;
     }
+    expect(readdirSync(tmp).filter((f) => f.startsWith('.c2v-blobs-'))).toEqual([]);
   });
 });
 
@@ -96,6 +109,28 @@ describe('the daemonless path', () => {
     const plan = JSON.parse(r.stdout.trim().split('\n').pop()!).plan;
     expect(plan.image).toMatchObject({ id: engineInfo.id, ref: `docker-archive:${tmp}/docker.tar` });
     expect(plan.appliance).toBeDefined();
+  });
+
+  it('takes a bare reference from its registry when no engine answers', async () => {
+    const auth = path.join(tmp, 'bare-auth.json');
+    writeFileSync(auth, JSON.stringify({ auths: { [registry.host]: { auth: Buffer.from(`${registry.user}:${registry.password}`).toString('base64') } } }));
+    const r = await runC2v(['convert', `${registry.host}/team/layered:1`, '--plan', '--json'], { env: { DOCKER_HOST: `unix://${tmp}/no-engine.sock`, REGISTRY_AUTH_FILE: auth } });
+    expect(r.exitCode, r.stderr).toBe(0);
+    const plan = JSON.parse(r.stdout.trim().split('\n').pop()!).plan;
+    expect(plan.image.ref).toBe(`${registry.host}/team/layered:1`);
+    expect(plan.image.id).toBe(engineInfo.id);
+    expect(readdirSync(tmp).filter((f) => f.startsWith('.c2v-blobs-'))).toEqual([]);
+  });
+
+  it('a registry that refuses the credentials: one line, exit 3, no blob cache left', async () => {
+    const auth = path.join(tmp, 'wrong-auth.json');
+    writeFileSync(auth, JSON.stringify({ auths: { [registry.host]: { auth: Buffer.from(`${registry.user}:wrong`).toString('base64') } } }));
+    const r = await runC2v(['convert', `docker://${registry.host}/team/layered:1`, '-o', path.join(tmp, 'refused.ova'), '--workdir', tmp], { env: { DOCKER_HOST: `unix://${tmp}/no-engine.sock`, REGISTRY_AUTH_FILE: auth } });
+    const lines = r.stderr.trim().split('\n').filter((l) => l.startsWith('c2v:'));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(new RegExp(`registry ${registry.host.replace(/\./g, '\\.')} refused access to team/layered`));
+    expect(r.exitCode).toBe(3);
+    expect(readdirSync(tmp).filter((f) => f.startsWith('.c2v-blobs-') || f.startsWith('refused'))).toEqual([]);
   });
 
   it('says in one line that an image without kernel or init needs a builder, with the ways out', async () => {

@@ -59,10 +59,9 @@ function sameRegistry(keyHostName: string | undefined, registry: string): boolea
  * its namespaces', then the exact key, then any spelling of the host.
  */
 export function findAuthEntry(auths: Record<string, AuthEntry>, registry: string, repository: string): AuthEntry | undefined {
-  const host = registry === DOCKER_HUB ? DOCKER_HUB : registry;
   const parts = repository.split('/');
   for (let n = parts.length; n > 0; n--) {
-    const scoped = `${host}/${parts.slice(0, n).join('/')}`;
+    const scoped = `${registry}/${parts.slice(0, n).join('/')}`;
     if (auths[scoped]) return auths[scoped];
   }
   if (registry === DOCKER_HUB && auths[HUB_SERVER]) return auths[HUB_SERVER];
@@ -73,16 +72,17 @@ export function findAuthEntry(auths: Record<string, AuthEntry>, registry: string
 
 /** Username and password from an entry: `auth` is base64 of `user:password`; the separate fields also count. */
 export function decodeAuthEntry(entry: AuthEntry, source: string): Omit<Credentials, 'source'> | undefined {
-  let username = entry.username ?? '';
-  let password = entry.password ?? '';
-  if (entry.auth) {
-    const plain = Buffer.from(entry.auth, 'base64').toString('utf8');
+  const text = (v: unknown): string => (typeof v === 'string' ? v : '');
+  let username = text(entry.username);
+  let password = text(entry.password);
+  if (text(entry.auth)) {
+    const plain = Buffer.from(text(entry.auth), 'base64').toString('utf8');
     const colon = plain.indexOf(':');
     if (colon < 0) throw new C2vError('input', `the credentials in ${source} are damaged (auth is not base64 of user:password): log in again`);
     username = plain.slice(0, colon);
     password = plain.slice(colon + 1);
   }
-  const identityToken = entry.identitytoken || undefined;
+  const identityToken = text(entry.identitytoken) || undefined;
   if (!username && !password && !identityToken) return undefined;
   return { username, password, identityToken };
 }
@@ -112,7 +112,8 @@ async function readAuthFile(file: string): Promise<AuthFile | undefined> {
 function helperFor(file: AuthFile, registry: string): string | undefined {
   const helpers = file.credHelpers ?? {};
   const key = Object.keys(helpers).find((k) => sameRegistry(keyHost(k), registry));
-  return (key ? helpers[key] : undefined) ?? file.credsStore;
+  const named = key ? helpers[key] : undefined;
+  return typeof named === 'string' && named ? named : file.credsStore || undefined;
 }
 
 /**
@@ -159,7 +160,7 @@ async function fromFile(file: string, registry: string, repository: string, env:
     if (got) return got;
   }
   const entry = parsed.auths ? findAuthEntry(parsed.auths, registry, repository) : undefined;
-  const decoded = entry ? decodeAuthEntry(entry, file) : undefined;
+  const decoded = entry && typeof entry === 'object' ? decodeAuthEntry(entry, file) : undefined;
   return decoded ? { ...decoded, source: file } : undefined;
 }
 
