@@ -45,7 +45,7 @@ export async function backendsFor(input: InputSpec, ctx: BackendContext): Promis
       } catch (e) {
         if (!(e instanceof C2vError) || e.code !== 'engine') throw e;
         debug('no engine (%s): reading %s from its registry', e.message, input.ref);
-        return registryBackends(input.ref, input.ref, ctx);
+        return registryBackends(input.ref, input.ref, ctx, e);
       }
     case 'docker':
       return registryBackends(input.ref, `docker://${input.ref}`, ctx);
@@ -64,7 +64,7 @@ function layered(resolve: () => Promise<ResolvedImage>, ctx: BackendContext): Im
 }
 
 /** Blobs are cached in a folder beside the output, made when the image is first read and removed with the backends. */
-function registryBackends(ref: string, given: string, ctx: BackendContext): ImageBackends {
+function registryBackends(ref: string, given: string, ctx: BackendContext, noEngine?: C2vError): ImageBackends {
   const parsed = parseReference(ref);
   let cacheDir: string | undefined;
   let unregister = (): void => undefined;
@@ -77,7 +77,13 @@ function registryBackends(ref: string, given: string, ctx: BackendContext): Imag
       cacheDir = await mkdtemp(path.join(ctx.workParent, '.c2v-blobs-'));
       const dir = cacheDir;
       unregister = registerCleanup('blob cache', () => rm(dir, { recursive: true, force: true }), () => rmSync(dir, { recursive: true, force: true }));
-      return openRegistryImage(parsed, given, { platform: ctx.platform, insecureRegistries: ctx.insecureRegistries, cacheDir, onProgress: ctx.onProgress, onLog: ctx.onLog });
+      const opened = openRegistryImage(parsed, given, { platform: ctx.platform, insecureRegistries: ctx.insecureRegistries, cacheDir, onProgress: ctx.onProgress, onLog: ctx.onLog });
+      if (!noEngine) return opened;
+      // The user may have meant the engine's image: its absence is the first thing to say.
+      return opened.catch((e: unknown) => {
+        if (!(e instanceof C2vError) || e.code === 'interrupted') throw e;
+        throw new C2vError('engine', `${noEngine.message}; reading ${given} from its registry instead failed too: ${e.message}`, { cause: e });
+      });
     },
     { maxLayerBytes: ctx.maxLayerBytes, onProgress: ctx.onProgress },
     'registry',
