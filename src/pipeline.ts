@@ -142,7 +142,10 @@ async function begin(opts: ConvertOptions, backendsFor: BackendChoice, stages: S
   buildEpoch(process.env.SOURCE_DATE_EPOCH, undefined);
   checkHardwareLimits(opts);
   const workParent = opts.workdir ? path.resolve(opts.workdir) : path.dirname(output);
+  // Downloading and indexing layers happen inside the acquire stage, which reports them as its progress.
+  let acquireProgress: ((done: number, total: number) => void) | undefined;
   const backends = await backendsFor(input, {
+    onProgress: (done, total) => acquireProgress?.(done, total),
     platform: parsePlatform(opts.platform),
     insecureRegistries: opts.insecureRegistry ?? [],
     workParent,
@@ -151,7 +154,7 @@ async function begin(opts: ConvertOptions, backendsFor: BackendChoice, stages: S
   });
   let image: ImageInfo;
   try {
-    image = await acquire(opts, input, name, output, backends, workParent, stages);
+    image = await acquire(opts, input, name, output, backends, workParent, stages, (p) => (acquireProgress = p));
   } catch (e) {
     await backends.close?.();
     throw e;
@@ -178,7 +181,16 @@ async function begin(opts: ConvertOptions, backendsFor: BackendChoice, stages: S
 }
 
 /** Host checks that should fail before a long build, then the image itself. */
-async function acquire(opts: ConvertOptions, input: InputSpec, name: string, output: string, backends: ImageBackends, workParent: string, stages: StageRunner): Promise<ImageInfo> {
+async function acquire(
+  opts: ConvertOptions,
+  input: InputSpec,
+  name: string,
+  output: string,
+  backends: ImageBackends,
+  workParent: string,
+  stages: StageRunner,
+  onStageProgress: (progress: (done: number, total: number) => void) => void,
+): Promise<ImageInfo> {
   if (!opts.plan) {
     // Host tools and the workspace's place are checked before a possibly long build, not after it.
     await Promise.all([
@@ -191,7 +203,10 @@ async function acquire(opts: ConvertOptions, input: InputSpec, name: string, out
   return stages.run(
     'acquire',
     input.kind === 'image' ? `Finding image ${input.ref}` : `Building ${path.join(input.contextDir, input.dockerfile)}`,
-    (update) => acquireImage(backends, input, { name, onLog: (line) => { stages.log('acquire', line); update(line.slice(0, 100)); } }),
+    (update, progress) => {
+      onStageProgress(progress);
+      return acquireImage(backends, input, { name, onLog: (line) => { stages.log('acquire', line); update(line.slice(0, 100)); } });
+    },
     (i) => `${i.ref} (${formatSize(i.sizeBytes)})`,
   );
 }

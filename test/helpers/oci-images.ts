@@ -49,15 +49,36 @@ export function writeOciLayout(dir: string, image: CraftedImage, opts: { gzip?: 
   writeFileSync(path.join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: manifestDigest, size: manifest.length, annotations }] }));
 }
 
-/** A `docker save` archive in the layout Docker wrote before version 25: <id>.json, <dir>/layer.tar, manifest.json. */
-export async function writeDockerArchive(file: string, image: CraftedImage, tag = 'crafted:1'): Promise<void> {
+/**
+ * A `docker save` archive: by default in the layout Docker wrote before version 25 (<id>.json, <dir>/layer.tar,
+ * a repeated layer stored as a symlink to the first, manifest.json); with `blobs`, as Docker 25+ writes it (an OCI
+ * layout's blobs/sha256/ with manifest.json beside them).
+ */
+export async function writeDockerArchive(file: string, image: CraftedImage, tag = 'crafted:1', form: 'legacy' | 'blobs' = 'legacy'): Promise<void> {
   const id = sha256(image.config).slice(7);
-  const members: TarEntry[] = [{ name: `${id}.json`, data: image.config }];
+  const members: TarEntry[] = [];
+  const seen = new Map<string, string>();
+  let configName = `${id}.json`;
+  if (form === 'blobs') {
+    members.push({ name: 'blobs/', type: 'dir' }, { name: 'blobs/sha256/', type: 'dir' }, { name: `blobs/sha256/${id}`, data: image.config });
+    configName = `blobs/sha256/${id}`;
+  } else {
+    members.push({ name: configName, data: image.config });
+  }
   const layerNames = image.layers.map((l, i) => {
-    const name = `${sha256(l).slice(7, 71)}${i}/layer.tar`;
-    members.push({ name: `${name.split('/')[0]}/`, type: 'dir' }, { name, data: l });
+    const digest = sha256(l).slice(7);
+    if (form === 'blobs') {
+      const name = `blobs/sha256/${digest}`;
+      if (!seen.has(digest)) members.push({ name, data: l });
+      seen.set(digest, name);
+      return name;
+    }
+    const name = `${digest.slice(0, 63)}${i}/layer.tar`;
+    const first = seen.get(digest);
+    members.push({ name: `${name.split('/')[0]}/`, type: 'dir' }, first ? { name, type: 'symlink', linkname: `../${first}` } : { name, data: l });
+    if (!first) seen.set(digest, name);
     return name;
   });
-  members.push({ name: 'manifest.json', data: JSON.stringify([{ Config: `${id}.json`, RepoTags: [tag], Layers: layerNames }]) });
+  members.push({ name: 'manifest.json', data: JSON.stringify([{ Config: configName, RepoTags: [tag], Layers: layerNames }]) });
   writeFileSync(file, await tarBuffer(members));
 }

@@ -31,6 +31,21 @@ function caseDir(name: string): string {
   return mkdtempSync(`${dir}-`);
 }
 
+describe('docker save archives, old and new', () => {
+  it.each(['legacy', 'blobs'] as const)('%s form, a repeated layer stored once: planned with no engine', async (form) => {
+    const dir = caseDir(`form-${form}`);
+    const file = path.join(dir, 'app.tar');
+    // The same layer twice (a RUN that changed nothing twice): stored once, named twice.
+    const same: TarEntry[] = [{ name: 'opt/', type: 'dir' }, { name: 'opt/same', data: 'same' }];
+    await writeDockerArchive(file, await craftImage([base, same, [{ name: 'etc/app', data: 'x' }], same]), 'crafted:1', form);
+    const r = await runC2v(['convert', `docker-archive:${file}:crafted:1`, '--plan', '--json'], { env: { DOCKER_HOST: `unix://${dir}/no-engine.sock` } });
+    expect(r.exitCode, r.stderr).toBe(0);
+    const plan = JSON.parse(r.stdout.trim().split('\n').pop()!).plan;
+    expect(plan.image.sizeBytes).toBe('ID=debian\nVERSION_ID=12\n'.length + 'same'.length + 1);
+    expect(plan.appliance.template).toMatch(/debian/);
+  });
+});
+
 describe('damaged and hostile images read without an engine: one line, a non-zero exit, nothing left', () => {
   it('a truncated docker save archive', async () => {
     const dir = caseDir('truncated');
