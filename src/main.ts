@@ -5,6 +5,7 @@ import { drainCleanups, drainCleanupsSync } from './adapters/cleanup.js';
 import { convertCommand } from './cli/convert.js';
 import { verifyCommand } from './cli/verify.js';
 import { inspectCommand } from './cli/inspect.js';
+import { prepareCommand } from './cli/prepare.js';
 import { JsonReporter } from './cli/reporters.js';
 import { createParser } from './cli/global.js';
 
@@ -47,6 +48,7 @@ async function main(): Promise<number> {
   convertCommand(parser);
   verifyCommand(parser);
   inspectCommand(parser);
+  prepareCommand(parser);
   try {
     await parser.parseAsync();
   } catch (e) {

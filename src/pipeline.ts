@@ -23,6 +23,7 @@ import { checkHardwareLimits, describeAppliance, planConversion, withLayout, typ
 import { refitLayout, rootPartition } from './plan/disk-size.js';
 import type { DiskLayout } from './plan/layout.js';
 import type { Templates } from './plan/template.js';
+import type { ImageProbe } from './plan/appliance.js';
 import { acquireImage, requireBuilder } from './stages/acquire.js';
 import { classifyInput, defaultName } from './stages/input.js';
 import { buildAppliance } from './stages/appliance.js';
@@ -79,7 +80,7 @@ export async function convert(opts: ConvertOptions, backendsFor: BackendChoice, 
       const workDir = ws.dir;
       const vmImage = await stages.run(
         'appliance',
-        `Adding ${describeAppliance(appliance)} (${appliance.template})`,
+        `Adding ${describeAppliance(appliance)} (the ${appliance.family} packages step)`,
         (update) =>
           buildAppliance(builder, run.image, appliance, {
             workDir,
@@ -160,7 +161,8 @@ async function begin(opts: ConvertOptions, backendsFor: BackendChoice, stages: S
     throw e;
   }
   const rootfs = new RootfsHandle(backends.source);
-  let request: Omit<ConversionRequest, 'vmImage'> | undefined;
+  let request: Omit<ConversionRequest, 'vmImage' | 'vmProbe'> | undefined;
+  let vmProbe: { id: string; probe: ImageProbe } | undefined;
   return {
     backends,
     image,
@@ -175,7 +177,12 @@ async function begin(opts: ConvertOptions, backendsFor: BackendChoice, stages: S
         const probe = await probeImage(source, osRelease);
         request = { name, output, options: opts, image, osRelease, probe, sshAuthorizedKeys, sourceDateEpoch: process.env.SOURCE_DATE_EPOCH, templates };
       }
-      return planConversion({ ...request, vmImage });
+      if (vmImage && vmProbe?.id !== vmImage.id) {
+        // The guest files are written for what the packages step left: its init, its record.
+        const source = await rootfs.of(vmImage.id);
+        vmProbe = { id: vmImage.id, probe: await probeImage(source, await readOsRelease(source)) };
+      }
+      return planConversion({ ...request, vmImage, vmProbe: vmImage && vmProbe?.probe });
     },
   };
 }
@@ -243,6 +250,8 @@ async function buildDisk(disk: DiskPlan, run: Run, ws: Workspace, stages: StageR
       title: disk.rootfs.title,
       workDir: ws.dir,
       kernelCmdline: disk.boot.kernelCmdline || undefined,
+      extraFiles: disk.guest.additions,
+      edits: disk.guest.edits,
       mtimeClamp: disk.epoch,
       onProgress,
       templates: run.templates,

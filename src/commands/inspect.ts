@@ -39,11 +39,13 @@ export async function inspectImage(images: ImageSource, ref: string, init: InitC
     let adds: InspectReport['adds'];
     try {
       const plan = planAppliance({ source: ref, command: image.config, probe, init, appService: true, templates: await loadTemplates() });
-      adds = plan
-        ? [plan.installKernel && 'kernel', plan.installInit && `init (${plan.init})`, plan.installNetwork && 'DHCP networking, serial getty, open-vm-tools', plan.appArgv && 'app service'].filter(
-            (x): x is string => Boolean(x),
-          )
-        : [];
+      // The packages step (a build), then the app service (written at conversion time, no build).
+      adds = [
+        plan?.installKernel && 'kernel',
+        plan?.installInit && `init (${plan.init})`,
+        plan?.installNetwork && 'DHCP networking, serial getty, open-vm-tools',
+        isAppCommand(argv) && 'app service',
+      ].filter((x): x is string => Boolean(x));
     } catch (e) {
       if (!(e instanceof AppliancePlanError)) throw e;
       adds = { error: e.message };

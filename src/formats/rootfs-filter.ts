@@ -1,7 +1,8 @@
 /**
  * Rewrites a `docker export` tar stream into the tar that `mke2fs -d -` turns into the root file system: what a
- * VM does not want is dropped, the files a container engine bind-mounts are replaced, the files the appliance
- * needs are added after the last input entry.
+ * VM does not want is dropped, the files a container engine bind-mounts are replaced, a few small files are edited
+ * in place (guest-edits.ts), the files, links and directories the appliance needs are added after the last input
+ * entry.
  *
  * An entry we do not change is copied as the exact header blocks we read; an entry we change is re-encoded with
  * every pax record we do not manage copied byte for byte (binary xattrs such as security.capability included).
@@ -23,25 +24,26 @@ import {
   type TarEntryFields,
   type TarKind,
 } from './tar/index.js';
-import { RootfsTree, normalise, type RootfsInfo } from './rootfs-tree.js';
+import { RootfsTree, checkAdditions, kindName, normalise, type RootfsAddition, type RootfsFile, type RootfsInfo } from './rootfs-tree.js';
+import { GuestEdits, type GuestEdit } from './guest-edits.js';
 
-export type { RootfsInfo } from './rootfs-tree.js';
+export type { RootfsAddition, RootfsDirectory, RootfsFile, RootfsInfo, RootfsSymlink } from './rootfs-tree.js';
+export type { GuestEdit } from './guest-edits.js';
 
 const debug = createDebug('c2v:rootfs');
-
-export interface RootfsFile {
-  path: string;
-  content: string | Buffer;
-  mode?: number;
-}
 
 export interface RootfsFixes {
   /** Written to /etc/hostname when the exported one is empty or absent; also used in the default /etc/hosts. */
   hostname: string;
   /** The whole /etc/fstab content; always replaces the image's. */
   fstab: string;
-  /** Appended after the last input entry; an input entry at the same path is dropped. */
-  extraFiles?: RootfsFile[];
+  /**
+   * Appended after the last input entry, in order; an input entry at the path of a file or symlink is dropped.
+   * Missing parents are created 0755 root; a parent the image has as a non-directory is refused.
+   */
+  extraFiles?: RootfsAddition[];
+  /** Small files of the image rewritten in place (same owner, mode and position in the stream), in order. */
+  edits?: GuestEdit[];
   /** Computed after the last input entry (grub.cfg depends on the kernels seen), appended after extraFiles. */
   finalFiles?: (info: RootfsInfo) => RootfsFile[];
   /** Directories created 0755 root when the stream has none at that path (e.g. 'boot/efi'). */
@@ -63,9 +65,19 @@ interface Plan {
   head: Buffer[];
   forwardBody: boolean;
   body?: Buffer;
+  /** The data is held back for the edits; the entry is written once it is all in. */
+  edit?: true;
 }
 
 const DROP: Plan = { head: [], forwardBody: false };
+const EDIT: Plan = { head: [], forwardBody: false, edit: true };
+
+/** Why c2v will not edit a path: the filter drops or writes that file itself, and the two would not compose. */
+function ownedPath(key: string): string | undefined {
+  if (DROPPED.has(key) || key.startsWith('boot/boot/') || key.startsWith('dev/')) return 'c2v leaves it out of the VM';
+  if (key === 'etc/fstab' || key === 'etc/machine-id' || HOST_FILES.has(key)) return 'c2v writes it itself';
+  return undefined;
+}
 
 function outputName(original: string, key: string, kind: TarKind): string {
   if (key === '') return './';
@@ -76,11 +88,17 @@ class RootfsFilter extends Transform {
   private readonly fixes: RootfsFixes;
   private readonly onInfo: (info: RootfsInfo) => void;
   private readonly now: number;
-  private readonly extraKeys: Set<string>;
+  /** Paths of the files and symlinks added, whose input entries are dropped. */
+  private extraKeys = new Map<string, 'file' | 'symlink'>();
+  private edits = new GuestEdits([], () => undefined);
+  /** A fixes error, reported through the stream like any other so that the caller's input is released. */
+  private readonly invalid: Error | undefined;
   private readonly parser: TarParser;
   private readonly tree = new RootfsTree();
   /** Whether the current entry's data goes to the output. */
   private forward = false;
+  /** The entry being edited, while its data comes in. */
+  private editing: { entry: TarEntryFields; key: string; chunks: Buffer[]; left: number } | null = null;
   private trailingGlobals: GlobalHeader[] = [];
 
   constructor(fixes: RootfsFixes, onInfo: (info: RootfsInfo) => void) {
@@ -89,14 +107,20 @@ class RootfsFilter extends Transform {
     this.onInfo = onInfo;
     const now = Math.floor(Date.now() / 1000);
     this.now = fixes.mtimeClamp === undefined ? now : Math.min(now, fixes.mtimeClamp);
-    this.extraKeys = new Set((fixes.extraFiles ?? []).map((f) => normalise(byteString(f.path))));
+    try {
+      const added = checkAdditions(fixes.extraFiles ?? []);
+      for (const [key, kind] of added) if (kind !== 'dir') this.extraKeys.set(key, kind);
+      this.edits = new GuestEdits(fixes.edits ?? [], (key) => ownedPath(key) ?? (added.has(key) ? 'the same conversion adds it; do one or the other' : undefined));
+    } catch (e) {
+      this.invalid = e as Error;
+    }
     const forward = (chunk: Buffer): void => {
       if (this.forward) this.push(chunk);
     };
     this.parser = new TarParser(
       {
         entry: (e) => this.onEntry(e),
-        data: forward,
+        data: (chunk) => (this.editing ? this.collect(chunk) : forward(chunk)),
         padding: forward,
         // libarchive ignores global headers; keep them in place for other readers.
         end: (globals) => (this.trailingGlobals = globals),
@@ -106,6 +130,7 @@ class RootfsFilter extends Transform {
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    if (this.invalid) return callback(this.invalid);
     try {
       this.parser.write(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk));
       callback();
@@ -115,6 +140,7 @@ class RootfsFilter extends Transform {
   }
 
   override _flush(callback: TransformCallback): void {
+    if (this.invalid) return callback(this.invalid);
     try {
       this.parser.end();
       this.finish();
@@ -129,7 +155,7 @@ class RootfsFilter extends Transform {
     const plan = this.plan(e, key, e.kind);
 
     for (const g of e.globals) for (const b of g.raw) this.push(b);
-    if (plan.head.length > 0) {
+    if (plan.head.length > 0 || plan.edit) {
       this.ensureParents(key, false);
       for (const b of plan.head) this.push(b);
       if (plan.body) {
@@ -138,6 +164,7 @@ class RootfsFilter extends Transform {
       }
     }
     this.forward = plan.forwardBody;
+    if (plan.edit && this.editing!.left === 0) this.endEdit();
   }
 
   /** Decides what becomes of one input entry, and records what the output will contain. */
@@ -152,11 +179,19 @@ class RootfsFilter extends Transform {
     ) {
       return this.discard(key, 'not wanted in a VM');
     }
-    if (this.extraKeys.has(key)) {
-      if (kind === 'dir') throw new C2vError('input', `cannot add the file /${textOf(key)}: the image has a directory there`);
-      return this.discard(key, 'replaced by an extra file');
+    const replacing = this.extraKeys.get(key);
+    if (replacing !== undefined) {
+      if (kind === 'dir' && replacing === 'file') throw new C2vError('input', `cannot add the file /${textOf(key)}: the image has a directory there`);
+      if (kind === 'dir') throw new C2vError('input', `cannot add the symlink /${textOf(key)}: the image has a directory there; remove it from the image`);
+      return this.discard(key, `replaced by an extra ${replacing}`);
     }
     this.tree.check(h.name, h.linkname, key, kind, target);
+    if (kind === 'hardlink') this.edits.checkHardLink(key, target);
+    if (this.edits.has(key)) {
+      this.edits.checkEntry(key, kind, e.pax, h.size);
+      this.editing = { entry: { ...h, pax: e.pax }, key, chunks: [], left: h.size };
+      return EDIT;
+    }
 
     const fields: TarEntryFields = { ...h, pax: e.pax };
     if (kind !== 'dir') {
@@ -172,6 +207,27 @@ class RootfsFilter extends Transform {
       }
     }
     return this.pass(e, key, kind, {});
+  }
+
+  private collect(chunk: Buffer): void {
+    const editing = this.editing!;
+    editing.chunks.push(chunk);
+    editing.left -= chunk.length;
+    if (editing.left === 0) this.endEdit();
+  }
+
+  /** Writes the edited entry in the place of the one read: its header fields and pax records, the new data. */
+  private endEdit(): void {
+    const { entry, key, chunks } = this.editing!;
+    this.editing = null;
+    debug('editing %s', textOf(key));
+    const content = this.edits.apply(key, Buffer.concat(chunks));
+    const out: TarEntryFields = { ...entry, name: key, size: content.length };
+    this.clampTimes(out);
+    for (const b of encodeEntry(out)) this.push(b);
+    this.push(content);
+    this.push(tarPadding(content.length));
+    this.tree.record(key, 'file', content.length, '');
   }
 
   private discard(key: string, why: string): Plan {
@@ -253,13 +309,16 @@ class RootfsFilter extends Transform {
     }
   }
 
-  private addDir(key: string): void {
-    this.emitNew({ name: `${key}/`, typeflag: '5', mode: 0o755, size: 0 });
+  private addDir(key: string, mode = 0o755): void {
+    this.emitNew({ name: `${key}/`, typeflag: '5', mode, size: 0 });
     this.tree.record(key, 'dir', 0, '');
   }
 
   private addFile(path: string, content: string | Buffer, mode: number): void {
-    const key = normalise(byteString(path));
+    this.addFileAt(normalise(byteString(path)), path, content, mode);
+  }
+
+  private addFileAt(key: string, path: string, content: string | Buffer, mode: number): void {
     if (key === '') throw new C2vError('input', `cannot add a file at "${path}"`);
     if (this.tree.isDir(key)) throw new C2vError('input', `cannot add the file /${textOf(key)}: the image has a directory there`);
     this.ensureParents(key, true);
@@ -270,8 +329,24 @@ class RootfsFilter extends Transform {
     this.tree.record(key, 'file', body.length, '');
   }
 
-  private emitNew(h: Pick<TarEntryFields, 'name' | 'typeflag' | 'mode' | 'size'>): void {
-    const header: TarEntryFields = { ...h, linkname: '', uid: 0, gid: 0, mtime: this.now, uname: '', gname: '', devmajor: 0, devminor: 0, pax: [] };
+  private addSymlink(key: string, target: string): void {
+    const there = this.tree.kindOf(key);
+    if (there !== undefined) throw new C2vError('input', `cannot add the symlink /${textOf(key)}: the image has a ${kindName(there)} there; remove it from the image`);
+    this.ensureParents(key, true);
+    this.emitNew({ name: key, typeflag: '2', mode: 0o777, size: 0, linkname: target });
+    this.tree.record(key, 'symlink', 0, target);
+  }
+
+  private addDirectory(key: string, mode: number): void {
+    const there = this.tree.kindOf(key);
+    if (there === 'dir') return;
+    if (there !== undefined) throw new C2vError('input', `cannot create the directory /${textOf(key)}: the image has a ${kindName(there)} there; remove it from the image`);
+    this.ensureParents(key, true);
+    this.addDir(key, mode);
+  }
+
+  private emitNew(h: Pick<TarEntryFields, 'name' | 'typeflag' | 'mode' | 'size'> & { linkname?: string }): void {
+    const header: TarEntryFields = { linkname: '', ...h, uid: 0, gid: 0, mtime: this.now, uname: '', gname: '', devmajor: 0, devminor: 0, pax: [] };
     for (const b of encodeEntry(header)) this.push(b);
   }
 
@@ -293,7 +368,12 @@ class RootfsFilter extends Transform {
       this.ensureParents(key, true);
       this.addDir(key);
     }
-    for (const f of this.fixes.extraFiles ?? []) this.addFile(f.path, f.content, f.mode ?? 0o644);
+    for (const [key, content] of this.edits.leftovers()) this.addFileAt(key, key, content, 0o644);
+    for (const a of this.fixes.extraFiles ?? []) {
+      if ('symlink' in a) this.addSymlink(normalise(byteString(a.path)), byteString(a.symlink));
+      else if ('directory' in a) this.addDirectory(normalise(byteString(a.path)), a.mode ?? 0o755);
+      else this.addFile(a.path, a.content, a.mode ?? 0o644);
+    }
 
     if (this.fixes.finalFiles) {
       const snapshot: RootfsInfo = structuredClone(tree.info);

@@ -1,9 +1,10 @@
 /**
  * What the root file system's tar holds so far, for the rootfs filter: the paths and their kinds, the checks
- * that keep the stream a plain tree, and the info the later stages need (kernels, init, sizes).
+ * that keep the stream a plain tree (the entries read and the ones c2v adds), and the info the later stages need
+ * (kernels, init, sizes).
  */
 import { C2vError } from '../errors.js';
-import { textOf, type TarKind } from './tar/index.js';
+import { byteString, textOf, type TarKind } from './tar/index.js';
 
 export interface RootfsInfo {
   /** Entries in the output tar, and the bytes of regular-file data they carry. */
@@ -23,6 +24,32 @@ export interface RootfsInfo {
   /** sbin/init or usr/sbin/init exists as a regular file, hard link or symlink. */
   hasInit: boolean;
 }
+
+/** A regular file added to the stream (default mode 0644). */
+export interface RootfsFile {
+  path: string;
+  content: string | Buffer;
+  mode?: number;
+}
+
+/** A symlink added to the stream; the target is stored as given. */
+export interface RootfsSymlink {
+  path: string;
+  symlink: string;
+}
+
+/** A directory added to the stream (default mode 0755); one the output already has is kept as it is. */
+export interface RootfsDirectory {
+  path: string;
+  directory: true;
+  mode?: number;
+}
+
+export type RootfsAddition = RootfsFile | RootfsSymlink | RootfsDirectory;
+export type AddedKind = 'file' | 'symlink' | 'dir';
+
+const KIND_NAMES: Partial<Record<TarKind, string>> = { hardlink: 'hard link', dir: 'directory', char: 'character device', block: 'block device' };
+export const kindName = (kind: TarKind): string => KIND_NAMES[kind] ?? kind;
 
 const FS_BLOCK = 4096;
 /** ext4 keeps a symlink target shorter than this in the inode itself. */
@@ -67,6 +94,10 @@ export class RootfsTree {
 
   isDir(key: string): boolean {
     return this.dirs.has(key);
+  }
+
+  kindOf(key: string): TarKind | undefined {
+    return this.seen.get(key);
   }
 
   drop(key: string): void {
@@ -127,4 +158,32 @@ export class RootfsTree {
     if (kind === 'symlink' && BOOT_SYMLINKS.has(key)) info.symlinks[textOf(key)] = textOf(linkname);
     if (INIT_PATHS.has(key) && (kind === 'file' || kind === 'hardlink' || kind === 'symlink')) info.hasInit = true;
   }
+}
+
+/**
+ * Refuses additions that could only fail in mke2fs, or put one path in the stream twice, before a byte of the
+ * image is read; returns the kind each path is added as.
+ */
+export function checkAdditions(additions: readonly RootfsAddition[]): Map<string, AddedKind> {
+  const added = new Map<string, AddedKind>();
+  for (const a of additions) {
+    const key = normalise(byteString(a.path));
+    const kind: AddedKind = 'symlink' in a ? 'symlink' : 'directory' in a ? 'dir' : 'file';
+    const what = kindName(kind);
+    const shown = `/${textOf(key)}`;
+    if (key === '' || a.path.includes('\0')) throw new C2vError('input', `cannot add a ${what} at ${JSON.stringify(a.path)}: give a path below the root, without NUL bytes`);
+    if (key.split('/').some((part) => part.length > 255)) throw new C2vError('input', `cannot add the ${what} ${shown.slice(0, 80)}...: a name in it is over 255 bytes (the ext4 limit); shorten it`);
+    const mode = 'symlink' in a ? undefined : a.mode;
+    if (mode !== undefined && !(Number.isInteger(mode) && mode >= 0 && mode <= 0o7777)) {
+      throw new C2vError('input', `cannot add the ${what} ${shown} with mode ${mode}: give permission bits from 0 to 0o7777`);
+    }
+    if ('symlink' in a) {
+      const target = byteString(a.symlink);
+      if (target === '' || target.length > 4095 || target.includes('\0')) throw new C2vError('input', `cannot add the symlink ${shown}: its target must be 1 to 4095 bytes without NUL bytes`);
+    }
+    const before = added.get(key);
+    if (before !== undefined && !(before === 'dir' && kind === 'dir')) throw new C2vError('input', `cannot add ${shown} twice: give each path once in the added files`);
+    added.set(key, kind);
+  }
+  return added;
 }

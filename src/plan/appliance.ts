@@ -1,8 +1,11 @@
 /**
- * What an image lacks to be a VM, and the derived image that adds it: kernel, init, DHCP networking, a serial
- * getty, VMware tools, and the image's own command as a service. Pure: the caller probes the image and builds.
+ * The packages an image lacks to be a VM (kernel, init, DHCP networking, VMware tools, an SSH server), added by
+ * one build step that does not depend on the image's config: templates/packages/ holds a Dockerfile stage and a
+ * script that detects the distribution at build time and installs only what is missing. Any builder runs it (the
+ * Docker engine, kaniko, buildah), and it caches well. What follows from the config (the app service, keys, the
+ * root password) is written at conversion time instead (guest-files.ts). Pure: the caller probes and builds.
  */
-import { APP_SERVICE_NAME, APP_WRAPPER_PATH, appWrapper, containerArgv, isAppCommand, openrcScript, systemdUnit, type ImageCommand } from './app-service.js';
+import { containerArgv, isAppCommand, type ImageCommand } from './app-service.js';
 import { renderTemplate, type Templates } from './template.js';
 import { distroFamily, type DistroFamily } from './os-release.js';
 
@@ -14,6 +17,10 @@ export interface ImageProbe {
   hasKernel: boolean;
   /** The init the image already has, if any. */
   init: InitSystem | 'other' | 'none';
+  /** Whether an SSH server is installed. */
+  hasSshd?: boolean;
+  /** What c2v's packages step recorded (/etc/c2v/packages); undefined when the image never went through it. */
+  packages?: string[];
 }
 
 export interface ApplianceRequest {
@@ -24,7 +31,6 @@ export interface ApplianceRequest {
   appService: boolean;
   cmdOverride?: string[];
   sshAuthorizedKeys?: string;
-  rootPasswordHash?: string;
   templates: Templates;
 }
 
@@ -36,29 +42,46 @@ export interface ContextFile {
 
 export interface AppliancePlan {
   family: DistroFamily;
-  /** Template under dockerfiles/. */
-  template: string;
+  /** The build context's Dockerfile: the packages stage, FROM the image. */
+  dockerfile: string;
+  /** The init the image will run (what the step keeps or adds). */
   init: InitSystem;
   installKernel: boolean;
   installInit: boolean;
   installNetwork: boolean;
   ssh: boolean;
+  /** The app command the service will run (written at conversion time, listed here to say what comes). */
   appArgv?: string[];
+  /** C2V_INIT, C2V_SSH and C2V_USER: the choices the stage takes, with the image's USER to restore after it. */
   buildArgs: Record<string, string>;
-  /** Files of the build context, under c2v/. */
+  /** The build context besides the Dockerfile, under PACKAGES_CONTEXT_DIR. */
   files: ContextFile[];
-  /** Added to the kernel command line. */
-  kernelCmdline: string;
 }
 
 export const NIC_COUNT = 4;
+/** The build context's folder for the script and its files, which the stage copies in. */
+export const PACKAGES_CONTEXT_DIR = 'c2v-packages';
+/** Where the packages step records what it added, one word per line (`kernel`, `init systemd`, ...). */
+export const PACKAGES_RECORD = '/etc/c2v/packages';
 
 const DEFAULT_INIT: Record<DistroFamily, InitSystem> = { debian: 'systemd', ubuntu: 'systemd', alpine: 'openrc', rhel: 'systemd' };
 const OPENRC_FAMILIES: ReadonlySet<DistroFamily> = new Set(['debian', 'alpine']);
 
 export class AppliancePlanError extends Error {}
 
-/** Returns undefined when the image is a VM already and nothing needs adding. */
+/**
+ * The image's USER, restored after the stage's `USER root` ('' when it had none: builders store that as no user,
+ * as the image had it). It lands in a Dockerfile line, so it must be a plain name or id: anything else could add
+ * instructions.
+ */
+export function stageUser(user: string): string {
+  if (user && !/^[A-Za-z0-9._][A-Za-z0-9._-]*(:[A-Za-z0-9._][A-Za-z0-9._-]*)?$/.test(user)) {
+    throw new AppliancePlanError(`the image's USER ${JSON.stringify(user)} is not a user or uid[:group] c2v can carry through a build: set a plain USER in the image`);
+  }
+  return user;
+}
+
+/** The packages step, or undefined when the image has what a VM needs (then no builder is needed at all). */
 export function planAppliance(req: ApplianceRequest): AppliancePlan | undefined {
   const argv = containerArgv(req.command, req.cmdOverride);
   const appArgv = req.appService && isAppCommand(argv) ? argv : undefined;
@@ -66,86 +89,61 @@ export function planAppliance(req: ApplianceRequest): AppliancePlan | undefined 
   const wantsInit: InitSystem | undefined = req.init === 'auto' ? (hasInit ? (req.probe.init as InitSystem) : undefined) : req.init;
   const installInit = !hasInit || (wantsInit !== undefined && wantsInit !== req.probe.init);
   const installKernel = !req.probe.hasKernel;
-  const ssh = Boolean(req.sshAuthorizedKeys);
-  if (!installKernel && !installInit && !appArgv && !ssh && !req.rootPasswordHash) return undefined;
+  const installSsh = Boolean(req.sshAuthorizedKeys) && !req.probe.hasSshd;
+  if (!installKernel && !installInit && !installSsh) return undefined;
 
   const family = distroFamily(req.probe.osRelease);
   const pretty = req.probe.osRelease.PRETTY_NAME ?? req.probe.osRelease.ID ?? 'an unknown distribution';
   if (!family) {
     throw new AppliancePlanError(
-      `c2v has no template for ${pretty} (from /etc/os-release): add a kernel and an init to the image yourself, or base it on Debian, Ubuntu, Alpine or a RHEL-like distribution`,
+      `c2v has no packages step for ${pretty} (from /etc/os-release): add a kernel and an init to the image yourself, or base it on Debian, Ubuntu, Alpine or a RHEL-like distribution`,
     );
   }
   const init = wantsInit ?? DEFAULT_INIT[family];
   if (init === 'openrc' && !OPENRC_FAMILIES.has(family)) {
     throw new AppliancePlanError(`--init openrc is not available for ${pretty}: use --init systemd (or auto)`);
   }
-  // A fresh kernel/init means the image was an app image: give it networking as well.
-  const installNetwork = installKernel || installInit;
-  const files: ContextFile[] = [];
-  if (appArgv) {
-    files.push({ path: 'c2v/app-run', content: appWrapper(req.command, appArgv, req.source, req.templates), mode: 0o755 });
-    files.push(
-      init === 'systemd'
-        ? { path: `c2v/${APP_SERVICE_NAME}.service`, content: systemdUnit(req.command, req.source, req.templates), mode: 0o644 }
-        : { path: `c2v/${APP_SERVICE_NAME}.openrc`, content: openrcScript(req.command, req.source, req.templates), mode: 0o755 },
-    );
-  }
-  if (installNetwork && family !== 'rhel') files.push({ path: 'c2v/interfaces', content: ifupdownInterfaces(req.templates), mode: 0o644 });
-  if (ssh) files.push({ path: 'c2v/authorized_keys', content: req.sshAuthorizedKeys!.trimEnd() + '\n', mode: 0o600 });
-  files.push({
-    path: 'c2v/setup.sh',
-    content: setupScript({ family, init, installNetwork, app: Boolean(appArgv), ssh, rootPasswordHash: req.rootPasswordHash }, req.templates),
-    mode: 0o755,
-  });
+  const buildArgs = { C2V_INIT: req.init, C2V_SSH: req.sshAuthorizedKeys ? '1' : '0', C2V_USER: stageUser(req.command.user) };
   return {
     family,
-    template: `${family}.Dockerfile`,
+    dockerfile: packagesStage(req.templates, buildArgs),
     init,
     installKernel,
     installInit,
-    installNetwork,
-    ssh,
+    // A fresh kernel or init means the image was an app image: it gets networking and VMware tools as well.
+    installNetwork: installKernel || installInit,
+    ssh: installSsh,
     appArgv,
-    buildArgs: {
-      C2V_KERNEL: installKernel ? '1' : '0',
-      C2V_INIT: installInit ? init : 'none',
-      C2V_NETWORK: installNetwork ? '1' : '0',
-      C2V_SSH: ssh ? '1' : '0',
-    },
-    files,
-    // Classic ethN names let one static ifupdown file cover every NIC, whatever slot vSphere puts it in.
-    kernelCmdline: installNetwork && family !== 'rhel' ? 'net.ifnames=0' : '',
+    buildArgs,
+    files: packagesContext(req.templates),
   };
+}
+
+/**
+ * The stage FROM `base` (a reference, or the alias of a Dockerfile's last stage), with the build args'
+ * defaults set to this conversion's choices, so a builder run without arguments (kaniko in a pipeline) does
+ * the same as c2v's own build.
+ */
+export function packagesStage(templates: Pick<Templates, 'packagesStage'>, args: Record<string, string>, base = '${C2V_BASE}'): string {
+  return renderTemplate(templates.packagesStage, { base, init: args.C2V_INIT, ssh: args.C2V_SSH, user: args.C2V_USER });
+}
+
+/** The script and the static DHCP configuration the stage copies in; neither depends on the image. */
+export function packagesContext(templates: Pick<Templates, 'packagesScript' | 'interfaces'>): ContextFile[] {
+  return [
+    { path: 'c2v-packages.sh', content: renderTemplate(templates.packagesScript, {}), mode: 0o755 },
+    { path: 'interfaces', content: ifupdownInterfaces(templates), mode: 0o644 },
+  ];
 }
 
 export function ifupdownInterfaces(templates: Pick<Templates, 'interfaces'>): string {
   return renderTemplate(templates.interfaces, { nics: Array.from({ length: NIC_COUNT }, (_, i) => `eth${i}`) });
 }
 
-export interface SetupInput {
-  family: DistroFamily;
-  init: InitSystem;
-  installNetwork: boolean;
-  app: boolean;
-  ssh: boolean;
-  rootPasswordHash?: string;
-}
-
-/** Runs inside the derived image's build, after the template installed the packages. */
-export function setupScript(s: SetupInput, templates: Pick<Templates, 'setup'>): string {
-  return renderTemplate(templates.setup, {
-    systemd: s.init === 'systemd',
-    openrc: s.init === 'openrc',
-    alpine: s.family === 'alpine',
-    // RHEL-likes configure NICs with NetworkManager; the others get the static ifupdown file.
-    ifupdown: s.installNetwork && s.family !== 'rhel',
-    networkManager: s.installNetwork && s.family === 'rhel',
-    app: s.app,
-    wrapperDir: APP_WRAPPER_PATH.replace(/\/[^/]+$/, ''),
-    wrapperPath: APP_WRAPPER_PATH,
-    serviceName: APP_SERVICE_NAME,
-    ssh: s.ssh,
-    rootPasswordHash: s.rootPasswordHash ?? '',
-  });
+/** The words of the packages record, comments and blank lines left out. */
+export function parsePackagesRecord(text: string): string[] {
+  return text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'));
 }

@@ -6,6 +6,7 @@
 import { C2vError } from '../errors.js';
 import type { ConvertOptions } from '../config/schema.js';
 import { AppliancePlanError, planAppliance, type AppliancePlan, type ImageProbe } from './appliance.js';
+import { planGuestFiles, type GuestFilesPlan } from './guest-files.js';
 import { buildEpoch, deriveIdentity, fatUuid, seedFrom, type DiskIdentity } from './identity.js';
 import type { ImageInfo } from './image.js';
 import { layoutForContent, type DiskSize } from './disk-size.js';
@@ -31,6 +32,8 @@ export interface ConversionRequest {
   sshAuthorizedKeys?: string;
   /** The appliance image once built; without it a plan that needs one stops before the disk. */
   vmImage?: ImageInfo;
+  /** The appliance image looked into: the init and packages the guest files are written for. */
+  vmProbe?: ImageProbe;
   /** The environment's SOURCE_DATE_EPOCH, as given. */
   sourceDateEpoch?: string;
   /** The guest files' templates (adapters/templates.ts loadTemplates). */
@@ -60,6 +63,8 @@ export interface DiskPlan {
   layout: DiskLayout;
   boot: { bios: boolean; efi: boolean; kernelCmdline: string };
   rootfs: { hostname: string; title: string; features: string[]; espUuid: string };
+  /** Files, links and edits written into the root file system as it streams (the app service, keys, password). */
+  guest: GuestFilesPlan;
   vmdk: { capacityBytes: number; fileName: string; adapterType: 'lsilogic'; virtualHwVersion: number; compressLevel: number; cid: number };
   /** The OVF but for the sizes only the written disk gives (file bytes, populated bytes). */
   ovf: {
@@ -79,7 +84,7 @@ export interface DiskPlan {
 export interface ConversionPlan {
   name: string;
   image: { ref: string; id: string; sizeBytes: number; distribution: string };
-  /** What the appliance step adds (a derived image built FROM the image), when the image is not a VM already. */
+  /** The packages step (a derived image built FROM the image), when the image lacks what a VM needs. */
   appliance?: AppliancePlan;
   /** Absent while the appliance image is still to be built: its id and size decide identities and layout. */
   disk?: DiskPlan;
@@ -98,7 +103,7 @@ export function planConversion(req: ConversionRequest): ConversionPlan {
     name,
     image: { ref: image.ref, id: image.id, sizeBytes: image.sizeBytes, distribution: osRelease.PRETTY_NAME ?? osRelease.ID ?? 'unknown' },
     appliance,
-    disk: vmImage && planDisk(req, vmImage, appliance),
+    disk: vmImage && planDisk(req, vmImage),
     output: {
       format: opts.format,
       path: req.output,
@@ -110,8 +115,9 @@ export function planConversion(req: ConversionRequest): ConversionPlan {
   };
 }
 
-function planDisk(req: ConversionRequest, vmImage: ImageInfo, appliance: AppliancePlan | undefined): DiskPlan {
+function planDisk(req: ConversionRequest, vmImage: ImageInfo): DiskPlan {
   const { name, options: opts, osRelease } = req;
+  const guest = guestFilesFor(req, req.vmProbe ?? req.probe);
   const identity = deriveIdentity(seedFrom([vmImage.id, opts.boot, opts.diskSize, name]));
   const layout = layoutForContent(vmImage.sizeBytes, opts.diskSize, identity);
   const efi = opts.boot !== 'bios';
@@ -122,8 +128,9 @@ function planDisk(req: ConversionRequest, vmImage: ImageInfo, appliance: Applian
     identity,
     requestedSize: opts.diskSize,
     layout,
-    boot: { bios: opts.boot !== 'efi', efi, kernelCmdline: appliance?.kernelCmdline ?? '' },
+    boot: { bios: opts.boot !== 'efi', efi, kernelCmdline: guest.kernelCmdline },
     rootfs: { hostname: hostnameOf(name), title: osRelease.PRETTY_NAME ?? name, features: ext4Features(osRelease), espUuid: fatUuid(identity.espVolumeId) },
+    guest,
     vmdk: {
       capacityBytes: layout.diskBytes,
       fileName: `${name}-disk1.vmdk`,
@@ -173,8 +180,8 @@ export function checkHardwareLimits(opts: ConvertOptions): void {
 
 function applianceFor(req: ConversionRequest): AppliancePlan | undefined {
   const { image, options: opts } = req;
-  try {
-    return planAppliance({
+  return asInputError(() =>
+    planAppliance({
       source: image.ref,
       command: image.config,
       probe: req.probe,
@@ -182,9 +189,31 @@ function applianceFor(req: ConversionRequest): AppliancePlan | undefined {
       appService: opts.appService,
       cmdOverride: opts.cmd,
       sshAuthorizedKeys: req.sshAuthorizedKeys,
+      templates: req.templates,
+    }),
+  );
+}
+
+/** The app's service comes from the user's image's config, whatever image ends up on the disk. */
+function guestFilesFor(req: ConversionRequest, probe: ImageProbe): GuestFilesPlan {
+  const { image, options: opts } = req;
+  return asInputError(() =>
+    planGuestFiles({
+      source: image.ref,
+      command: image.config,
+      probe,
+      appService: opts.appService,
+      cmdOverride: opts.cmd,
+      sshAuthorizedKeys: req.sshAuthorizedKeys,
       rootPasswordHash: opts.rootPasswordHash,
       templates: req.templates,
-    });
+    }),
+  );
+}
+
+function asInputError<T>(plan: () => T): T {
+  try {
+    return plan();
   } catch (e) {
     if (e instanceof AppliancePlanError) throw new C2vError('input', e.message, { cause: e });
     throw e;
@@ -208,8 +237,8 @@ function annotation(image: ImageInfo, opts: ConvertOptions): string {
   return lines.join('\n');
 }
 
-/** What the appliance step adds, in words. */
+/** What the packages step adds, in words. */
 export function describeAppliance(plan: AppliancePlan): string {
-  const parts = [plan.installKernel && 'a kernel', plan.installInit && plan.init, plan.installNetwork && 'DHCP networking', plan.appArgv && 'the app service', plan.ssh && 'SSH'];
-  return parts.filter(Boolean).join(', ') || 'settings';
+  const parts = [plan.installKernel && 'a kernel', plan.installInit && plan.init, plan.installNetwork && 'DHCP networking and VMware tools', plan.ssh && 'an SSH server'];
+  return parts.filter(Boolean).join(', ') || 'packages';
 }

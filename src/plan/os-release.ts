@@ -1,13 +1,13 @@
 /**
  * What an image's /etc/os-release says, and which distribution that makes it. The one place that reads
- * os-release(5); each consumer (appliance templates, OVF guest id, ext4 features) asks its own question of
+ * os-release(5); each consumer (the packages step, OVF guest id, ext4 features) asks its own question of
  * the `Distro` answered here rather than re-reading ID and ID_LIKE its own way.
  */
 
 /** The fields of os-release(5), by name; a key the file lacks is absent. */
 export type OsRelease = Readonly<Record<string, string>>;
 
-/** The families c2v's appliance templates (dockerfiles/<family>.Dockerfile) serve. */
+/** The families c2v's packages step (templates/packages/) knows. */
 export type DistroFamily = 'debian' | 'ubuntu' | 'alpine' | 'rhel';
 
 export interface Distro {

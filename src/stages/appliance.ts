@@ -1,14 +1,10 @@
-import { copyFile, mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { C2vError } from '../errors.js';
 import type { ImageBuilder, ImageInfo } from '../adapters/engine.js';
-import type { AppliancePlan } from '../plan/appliance.js';
+import { PACKAGES_CONTEXT_DIR, type AppliancePlan } from '../plan/appliance.js';
 
-/** dockerfiles/ at the package root, from src/stages or dist/stages alike. */
-export const TEMPLATE_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../dockerfiles');
-
-/** Builds the derived image: the per-distro template FROM the user's image, with c2v's generated files. */
+/** Builds the derived image: the packages stage FROM the user's image, with its script beside it. */
 export async function buildAppliance(
   builder: ImageBuilder,
   base: ImageInfo,
@@ -16,9 +12,9 @@ export async function buildAppliance(
   opts: { workDir: string; tag: string; onLog?: (line: string) => void },
 ): Promise<ImageInfo> {
   const ctx = path.join(opts.workDir, 'appliance-context');
-  await mkdir(path.join(ctx, 'c2v'), { recursive: true });
-  await copyFile(path.join(TEMPLATE_DIR, plan.template), path.join(ctx, 'Dockerfile'));
-  for (const f of plan.files) await writeFile(path.join(ctx, f.path), f.content, { mode: f.mode });
+  await mkdir(path.join(ctx, PACKAGES_CONTEXT_DIR), { recursive: true });
+  await writeFile(path.join(ctx, 'Dockerfile'), plan.dockerfile);
+  for (const f of plan.files) await writeFile(path.join(ctx, PACKAGES_CONTEXT_DIR, f.path), f.content, { mode: f.mode });
   let id: string;
   try {
     id = await builder.build({
@@ -31,7 +27,8 @@ export async function buildAppliance(
     });
   } catch (e) {
     if (e instanceof C2vError && e.code === 'build') {
-      throw new C2vError('build', `adding ${[plan.installKernel && 'a kernel', plan.installInit && plan.init, plan.appArgv && 'the app service'].filter(Boolean).join(', ')} to the image failed: ${e.message.replace(/^the Dockerfile build failed: /, '')}`, { cause: e, detail: e.detail });
+      const what = [plan.installKernel && 'a kernel', plan.installInit && plan.init, plan.ssh && 'an SSH server'].filter(Boolean).join(', ');
+      throw new C2vError('build', `adding ${what} to the image failed: ${e.message.replace(/^the Dockerfile build failed: /, '')}`, { cause: e, detail: e.detail });
     }
     throw e;
   }

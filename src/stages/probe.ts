@@ -2,6 +2,7 @@
 import type { RootfsSource } from '../adapters/engine.js';
 import type { ImageProbe } from '../plan/appliance.js';
 import { parseOsRelease, type OsRelease } from '../plan/os-release.js';
+import { PACKAGES_RECORD, parsePackagesRecord } from '../plan/appliance.js';
 
 export async function readOsRelease(source: RootfsSource): Promise<OsRelease> {
   for (const p of ['/etc/os-release', '/usr/lib/os-release']) {
@@ -16,15 +17,17 @@ export async function probeImage(source: RootfsSource, osRelease: OsRelease): Pr
   // Existence checks are cheap for the engine; listing /boot makes it tar the kernel and initrd, so that is the
   // last resort, for kernels with no well-known name (RHEL's /boot/vmlinuz-<version> only).
   const has = async (paths: string[]): Promise<boolean> => (await Promise.all(paths.map((p) => source.exists(p)))).some(Boolean);
-  const [knownKernel, openrc, sysvInit, systemd] = await Promise.all([
+  const [knownKernel, openrc, sysvInit, systemd, hasSshd, record] = await Promise.all([
     has(['/vmlinuz', '/boot/vmlinuz', '/boot/vmlinuz-virt', '/boot/vmlinuz-lts']),
     has(['/sbin/openrc', '/sbin/openrc-init', '/usr/sbin/openrc', '/usr/sbin/openrc-init']),
     has(['/sbin/init', '/usr/sbin/init']),
     has(['/lib/systemd/systemd', '/usr/lib/systemd/systemd']),
+    has(['/usr/sbin/sshd', '/sbin/sshd']),
+    source.readFile(PACKAGES_RECORD),
   ]);
   const hasKernel = knownKernel || (await source.listDir('/boot')).some((n) => /^vmlinuz/.test(n));
   let init: ImageProbe['init'] = 'none';
   if (openrc) init = 'openrc';
   else if (sysvInit) init = systemd ? 'systemd' : 'other';
-  return { osRelease, hasKernel, init };
+  return { osRelease, hasKernel, init, hasSshd, packages: record && parsePackagesRecord(record.toString('utf8')) };
 }

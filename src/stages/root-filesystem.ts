@@ -7,7 +7,8 @@ import { C2vError } from '../errors.js';
 import { run } from '../adapters/exec.js';
 import { requireTarCapableMke2fs } from '../adapters/tools.js';
 import type { RootfsSource } from '../adapters/engine.js';
-import { filterRootfs, type RootfsFile, type RootfsInfo } from '../formats/rootfs-filter.js';
+import { filterRootfs, type RootfsAddition, type RootfsFile, type RootfsInfo } from '../formats/rootfs-filter.js';
+import type { GuestEdit } from '../formats/guest-edits.js';
 import { chooseKernel, fstab, grubConfig, type KernelChoice } from '../plan/boot-config.js';
 import type { Templates } from '../plan/template.js';
 import { mke2fsConfig } from '../plan/rootfs.js';
@@ -34,8 +35,10 @@ export interface RootFilesystemRequest {
   kernelCmdline?: string;
   /** For fstab and grub.cfg (adapters/templates.ts loadTemplates). */
   templates: Templates;
-  /** Files c2v adds to the guest (service units, keys), appended to the stream. */
-  extraFiles?: RootfsFile[];
+  /** Files, links and folders c2v adds to the guest (the app service, keys), appended to the stream. */
+  extraFiles?: RootfsAddition[];
+  /** Small files of the image c2v rewrites (root's password). */
+  edits?: GuestEdit[];
   /** Inode count for mke2fs -N; default one per 8 KiB. */
   inodes?: number;
   /** Called as the tar stream reaches mke2fs, with its bytes so far. */
@@ -148,6 +151,7 @@ function filterOptions(req: RootFilesystemRequest, epoch: number | undefined, on
     fstab: fstab({ rootFsUuid: req.fsUuid, espUuid: req.espUuid }, req.templates),
     ensureDirs: ['boot/efi', 'boot/grub'],
     extraFiles: req.extraFiles,
+    edits: req.edits,
     mtimeClamp: epoch,
     finalFiles: (seen: RootfsInfo): RootfsFile[] => {
       const kernel = chooseKernel(seen.kernels, seen.initrds, seen.symlinks);

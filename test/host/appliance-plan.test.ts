@@ -5,7 +5,8 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadTemplates } from '../../src/adapters/templates.js';
 import { appWrapper, containerArgv, isAppCommand, openrcScript, splitUser, systemdUnit, type ImageCommand } from '../../src/plan/app-service.js';
-import { AppliancePlanError, planAppliance, setupScript, type ImageProbe } from '../../src/plan/appliance.js';
+import { AppliancePlanError, planAppliance, type ImageProbe } from '../../src/plan/appliance.js';
+import { planGuestFiles } from '../../src/plan/guest-files.js';
 import { distroFamily } from '../../src/plan/os-release.js';
 import { shQuote, type Templates } from '../../src/plan/template.js';
 
@@ -88,46 +89,68 @@ describe('appliance planning', () => {
     expect(distroFamily({ ID: 'arch' })).toBeUndefined();
   });
 
-  it('adds kernel, systemd, network and the app service to a Debian app image', () => {
+  it('builds the packages step for a Debian app image: one stage and one script, whatever its config', () => {
     const plan = planAppliance({ templates, source: 'myapp:1.4', command: cmd, probe: appImage, init: 'auto', appService: true })!;
-    expect(plan).toMatchObject({ family: 'debian', template: 'debian.Dockerfile', init: 'systemd', installKernel: true, installInit: true, installNetwork: true, kernelCmdline: 'net.ifnames=0' });
-    expect(plan.buildArgs).toEqual({ C2V_KERNEL: '1', C2V_INIT: 'systemd', C2V_NETWORK: '1', C2V_SSH: '0' });
-    expect(plan.files.map((f) => f.path).sort()).toEqual(['c2v/app-run', 'c2v/c2v-app.service', 'c2v/interfaces', 'c2v/setup.sh']);
-    const setup = plan.files.find((f) => f.path === 'c2v/setup.sh')!.content;
-    expect(setup).toContain('systemctl enable c2v-app.service');
-    expect(setup).toContain('systemctl enable serial-getty@ttyS0.service');
-    expect(setup).toContain('passwd -l root');
+    expect(plan).toMatchObject({ family: 'debian', init: 'systemd', installKernel: true, installInit: true, installNetwork: true, ssh: false });
+    expect(plan.buildArgs).toEqual({ C2V_INIT: 'auto', C2V_SSH: '0', C2V_USER: 'app:staff' });
+    expect(plan.files.map((f) => f.path).sort()).toEqual(['c2v-packages.sh', 'interfaces']);
+    expect(plan.dockerfile).toMatch(/^FROM \$\{C2V_BASE\}$/m);
+    expect(plan.dockerfile).toMatch(/^ARG C2V_USER=app:staff$/m);
+    // Another app on the same base needs the same build context but for the USER it restores.
+    const other = planAppliance({ templates, source: 'other:2', command: { ...cmd, cmd: ['node', 'server.js'], env: [] }, probe: appImage, init: 'auto', appService: true })!;
+    expect(other.files).toEqual(plan.files);
   });
 
-  it('leaves a VM image alone', () => {
-    const vm: ImageProbe = { osRelease: bookworm, hasKernel: true, init: 'systemd' };
+  it('needs no build for a VM image, nor for the app service, keys or a password on one', () => {
+    const vm: ImageProbe = { osRelease: bookworm, hasKernel: true, init: 'systemd', hasSshd: true };
     expect(planAppliance({ templates, source: 'vm', command: { ...cmd, entrypoint: [], cmd: ['/sbin/init'] }, probe: vm, init: 'auto', appService: true })).toBeUndefined();
-    expect(planAppliance({ templates, source: 'vm', command: cmd, probe: vm, init: 'auto', appService: false })).toBeUndefined();
+    expect(planAppliance({ templates, source: 'vm', command: cmd, probe: vm, init: 'auto', appService: true, sshAuthorizedKeys: 'ssh-ed25519 AAAA' })).toBeUndefined();
+    expect(planAppliance({ templates, source: 'vm', command: cmd, probe: { ...vm, hasSshd: false }, init: 'auto', appService: true, sshAuthorizedKeys: 'ssh-ed25519 AAAA' })).toMatchObject({ ssh: true, installKernel: false });
   });
 
-  it('adds only the service layer to an image that has kernel and init', () => {
-    const plan = planAppliance({ templates, source: 'x', command: cmd, probe: { osRelease: bookworm, hasKernel: true, init: 'systemd' }, init: 'auto', appService: true })!;
-    expect(plan.buildArgs).toEqual({ C2V_KERNEL: '0', C2V_INIT: 'none', C2V_NETWORK: '0', C2V_SSH: '0' });
-    expect(plan.kernelCmdline).toBe('');
+  it('refuses a USER that could add lines to the stage', () => {
+    expect(() => planAppliance({ templates, source: 'x', command: { ...cmd, user: 'app\nRUN rm -rf /' }, probe: appImage, init: 'auto', appService: true })).toThrow(/is not a user or uid\[:group\]/);
+  });
+});
+
+describe('guest files, written at conversion time', () => {
+  const systemdVm: ImageProbe = { osRelease: bookworm, hasKernel: true, init: 'systemd', hasSshd: true, packages: ['kernel', 'init systemd', 'network ifupdown', 'vmtools'] };
+
+  it('the app service under systemd: wrapper, unit and the link systemctl enable would make', () => {
+    const g = planGuestFiles({ templates, source: 'myapp:1.4', command: cmd, probe: systemdVm, appService: true });
+    expect(g.additions.map((a) => [a.path, 'symlink' in a ? `-> ${a.symlink}` : 'content' in a ? (a.mode ?? 0o644).toString(8) : 'dir'])).toEqual([
+      ['/usr/local/lib/c2v/app-run', '755'],
+      ['/etc/systemd/system/c2v-app.service', '644'],
+      ['/etc/systemd/system/multi-user.target.wants/c2v-app.service', '-> /etc/systemd/system/c2v-app.service'],
+    ]);
+    expect(g.kernelCmdline).toBe('net.ifnames=0');
+    // The image went through the packages step: root is locked unless a hash is given.
+    expect(g.edits).toEqual([{ path: '/etc/shadow', op: 'shadow-password', user: 'root', hash: null }]);
   });
 
-  it('switches to OpenRC on request, with networking and the getty in inittab', () => {
-    const plan = planAppliance({ templates, source: 'x', command: cmd, probe: appImage, init: 'openrc', appService: true })!;
-    expect(plan.buildArgs.C2V_INIT).toBe('openrc');
-    const setup = plan.files.find((f) => f.path === 'c2v/setup.sh')!.content;
-    expect(setup).toContain('rc-update add networking boot');
-    expect(setup).toContain('rc-update add c2v-app default');
-    expect(setup).toContain('T0:2345:respawn:/sbin/agetty -L 115200 ttyS0 vt100');
-    expect(plan.files.map((f) => f.path)).toContain('c2v/c2v-app.openrc');
+  it('the app service under OpenRC, enabled in the default runlevel', () => {
+    const g = planGuestFiles({ templates, source: 'x', command: cmd, probe: { ...systemdVm, init: 'openrc' }, appService: true });
+    expect(g.additions.map((a) => a.path)).toEqual(['/usr/local/lib/c2v/app-run', '/etc/init.d/c2v-app', '/etc/runlevels/default/c2v-app']);
   });
 
-  it('installs an SSH key and a root password hash only when given', () => {
-    const plan = planAppliance({ templates, source: 'x', command: cmd, probe: appImage, init: 'auto', appService: false, sshAuthorizedKeys: 'ssh-ed25519 AAAA test', rootPasswordHash: '$6$salt$hash' })!;
-    expect(plan.buildArgs.C2V_SSH).toBe('1');
-    expect(plan.files.find((f) => f.path === 'c2v/authorized_keys')?.content).toBe('ssh-ed25519 AAAA test\n');
-    expect(setupScript({ family: 'debian', init: 'systemd', installNetwork: false, app: false, ssh: false, rootPasswordHash: '$6$salt$hash' }, templates)).toContain(`usermod -p '$6$salt$hash' root`);
+  it('SSH keys and a root password hash, only when given; a VM image of its own is not touched otherwise', () => {
+    const g = planGuestFiles({ templates, source: 'x', command: cmd, probe: systemdVm, appService: false, sshAuthorizedKeys: 'ssh-ed25519 AAAA test\n\n', rootPasswordHash: '$6$salt$hash' });
+    expect(g.additions).toEqual([
+      { path: '/root/.ssh', directory: true, mode: 0o700 },
+      { path: '/root/.ssh/authorized_keys', content: 'ssh-ed25519 AAAA test\n', mode: 0o600 },
+    ]);
+    expect(g.edits).toEqual([{ path: '/etc/shadow', op: 'shadow-password', user: 'root', hash: '$6$salt$hash' }]);
+    const own = planGuestFiles({ templates, source: 'vm', command: { ...cmd, cmd: ['/sbin/init'], entrypoint: [] }, probe: { ...systemdVm, packages: undefined }, appService: true });
+    expect(own).toEqual({ additions: [], edits: [], appArgv: undefined, kernelCmdline: '' });
   });
 
+  it('refuses what the final image cannot run: an app service without systemd or OpenRC, keys without sshd', () => {
+    expect(() => planGuestFiles({ templates, source: 'x', command: cmd, probe: { ...systemdVm, init: 'other' }, appService: true })).toThrow(/neither systemd nor OpenRC/);
+    expect(() => planGuestFiles({ templates, source: 'x', command: cmd, probe: { ...systemdVm, hasSshd: false }, appService: false, sshAuthorizedKeys: 'k' })).toThrow(/needs an SSH server/);
+  });
+});
+
+describe('appliance planning refusals', () => {
   it('refuses distributions without a template, and OpenRC where there is none', () => {
     expect(() => planAppliance({ templates, source: 'x', command: cmd, probe: { osRelease: { ID: 'arch', PRETTY_NAME: 'Arch Linux' }, hasKernel: false, init: 'none' }, init: 'auto', appService: true })).toThrow(
       AppliancePlanError,

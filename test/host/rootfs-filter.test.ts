@@ -751,3 +751,245 @@ describe('filterRootfs on a GNU tar --xattrs --format=pax archive', () => {
     expect(spawnSync(E2FSCK, ['-fn', img]).status).toBe(0);
   });
 });
+
+describe('filterRootfs adds symlinks and directories and edits guest files', () => {
+  const CLAMP = 1_700_000_000;
+  const NEWER = new Date('2031-01-01T00:00:00Z');
+  const HASH = '$6$c2vsalt$Q9xU5w1p0Yb3bVn1l7sYcOeRr8vP0yq1eG2n4yQ5l6m7Z8a9b0c1d2e3f4g5h6i7j8k9l0m1n2o3p4q5r6s7t.';
+  const SHADOW = 'root:*:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\nalice:$6$old$abc:19000:0:99999:7:::\n';
+  const INITTAB = '::sysinit:/sbin/openrc sysinit\ntty1::respawn:/sbin/getty 38400 tty1'; // no final newline
+  const GETTY = 'ttyS0::respawn:/sbin/getty -L 115200 ttyS0 vt100';
+  const UNIT = '[Unit]\nDescription=app\n\n[Service]\nExecStart=/usr/local/bin/app\n\n[Install]\nWantedBy=multi-user.target\n';
+  const KEYS = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEXAMPLEKEYEXAMPLEKEYEXAMPLEKEYEXAMPLEKEY c2v@test\n';
+  const LONG_TARGET = `/opt/${'t'.repeat(120)}/app`; // > 100 bytes: a pax linkpath, and a block of its own in ext4
+  const TOOL = randomBytes(9000);
+  const WANTS = 'etc/systemd/system/multi-user.target.wants';
+
+  const input = (): InEntry[] => [
+    dir('boot'),
+    file('boot/vmlinuz-6.1.0-9-amd64', 'kernel'),
+    dir('etc'),
+    file('etc/inittab', INITTAB),
+    file('etc/localtime', 'TZif2 old zone data'),
+    file('etc/motd', ''),
+    file('etc/shadow', SHADOW, { mode: 0o640, gid: 42, gname: 'shadow', mtime: NEWER, pax: { 'SCHILY.xattr.user.kept': 'yes' } }),
+    dir('etc/systemd'),
+    dir('etc/systemd/system'),
+    dir('root', { mode: 0o700 }),
+    dir('usr'),
+    dir('usr/bin'),
+    file('usr/bin/tool', TOOL, { mode: 0o755 }),
+  ];
+
+  const fixes: RootfsFixes = {
+    hostname: 'edit',
+    fstab: '# fstab\n',
+    mtimeClamp: CLAMP,
+    edits: [
+      { path: '/etc/shadow', op: 'shadow-password', user: 'root', hash: HASH },
+      { path: '/etc/inittab', op: 'append-line', line: GETTY, unlessMatching: '^ttyS0:' },
+      // a second edit of the same file, and one whose line is already there after the first
+      { path: 'etc/inittab', op: 'append-line', line: 'ttyS1::respawn:/sbin/getty -L 115200 ttyS1 vt100' },
+      { path: '/etc/inittab', op: 'append-line', line: 'anything', unlessMatching: '^ttyS0:' },
+      { path: '/etc/shadow', op: 'shadow-password', user: 'alice', hash: null },
+      { path: '/etc/motd', op: 'append-line', line: 'Converted by c2v' },
+      // the image has none: made at the end, 0644 root; locking in a missing file does nothing
+      { path: '/etc/securetty', op: 'append-line', line: 'ttyS0' },
+      { path: '/etc/gshadow-none', op: 'shadow-password', user: 'root', hash: null },
+    ],
+    extraFiles: [
+      { path: '/etc/localtime', symlink: '/usr/share/zoneinfo/UTC' },
+      { path: '/etc/systemd/system/c2v-app.service', content: UNIT },
+      { path: `${WANTS}/c2v-app.service`, symlink: '/etc/systemd/system/c2v-app.service' },
+      { path: 'root/.ssh', directory: true, mode: 0o700 },
+      { path: 'root/.ssh/authorized_keys', content: KEYS, mode: 0o600 },
+      { path: '/etc', directory: true, mode: 0o700 }, // the image has it: kept as it is
+      { path: 'opt/app-link', symlink: LONG_TARGET },
+      { path: 'vmlinuz', symlink: 'boot/vmlinuz-6.1.0-9-amd64' },
+      { path: 'sbin/init', symlink: '/lib/systemd/systemd' },
+    ],
+  };
+
+  let tar: Buffer;
+  let info: RootfsInfo;
+  let entries: OutEntry[];
+  let work: string;
+  let img: string;
+  const get = (name: string): OutEntry => {
+    const e = entries.find((x) => x.header.name.replace(/\/$/, '') === name);
+    if (!e) throw new Error(`no entry ${name} in ${entries.map((x) => x.header.name).join(', ')}`);
+    return e;
+  };
+
+  beforeAll(async () => {
+    ({ tar, info } = await runFilter(addDockerTypeBits(await packTar(input())), fixes));
+    entries = await readTar(tar);
+    work = mkdtempSync(join(tmpdir(), 'c2v-rootfs-edits-'));
+    img = join(work, 'fs.img');
+    const { code, log } = await mkfs(Readable.from([tar]), img);
+    expect(code, log).toBe(0);
+  });
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  it('edits files in their place in the stream, keeping owner, mode and pax records', () => {
+    const names = entries.map((e) => e.header.name);
+    expect(names.slice(0, 9)).toEqual(['boot/', 'boot/vmlinuz-6.1.0-9-amd64', 'etc/', 'etc/inittab', 'etc/motd', 'etc/shadow', 'etc/systemd/', 'etc/systemd/system/', 'root/']);
+    const shadow = get('etc/shadow');
+    expect(shadow.body.toString()).toBe(SHADOW.replace('root:*:', `root:${HASH}:`).replace('$6$old$abc', '!$6$old$abc'));
+    expect(shadow.header).toMatchObject({ uid: 0, gid: 42, gname: 'shadow', size: shadow.body.length });
+    expect(shadow.header.mode & 0o7777).toBe(0o640);
+    expect(shadow.header.mtime).toEqual(new Date(CLAMP * 1000));
+    expect(tar.includes(Buffer.from('SCHILY.xattr.user.kept=yes\n'))).toBe(true);
+    expect(get('etc/inittab').body.toString()).toBe(`${INITTAB}\n${GETTY}\nttyS1::respawn:/sbin/getty -L 115200 ttyS1 vt100\n`);
+    expect(get('etc/inittab').header.mtime).toEqual(T_OLD);
+    expect(get('etc/motd').body.toString()).toBe('Converted by c2v\n');
+  });
+
+  it('appends the additions after the input, in order, each path once', () => {
+    const names = entries.map((e) => e.header.name);
+    expect(new Set(names).size).toBe(names.length);
+    expect(names.slice(names.indexOf('etc/securetty'))).toEqual([
+      'etc/securetty',
+      'etc/localtime',
+      'etc/systemd/system/c2v-app.service',
+      `${WANTS}/`,
+      `${WANTS}/c2v-app.service`,
+      'root/.ssh/',
+      'root/.ssh/authorized_keys',
+      'opt/',
+      'opt/app-link',
+      'vmlinuz',
+      'sbin/',
+      'sbin/init',
+    ]);
+    expect(names).not.toContain('etc/gshadow-none');
+    expect(get('etc/localtime').header).toMatchObject({ type: 'symlink', linkname: '/usr/share/zoneinfo/UTC', uid: 0, gid: 0, mtime: new Date(CLAMP * 1000) });
+    expect(get('opt/app-link').header.linkname).toBe(LONG_TARGET);
+    expect(get('etc/securetty').header).toMatchObject({ type: 'file', uid: 0, gid: 0, mode: 0o644 });
+    expect(get('root/.ssh').header).toMatchObject({ type: 'directory', mode: 0o700, uid: 0, gid: 0 });
+  });
+
+  it('counts the additions and edits in what it reports', () => {
+    const blocks = entries.reduce((n, e) => {
+      if (e.header.type === 'file') return n + Math.ceil(e.body.length / 4096);
+      if (e.header.type === 'directory') return n + 1;
+      if (e.header.type === 'symlink') return n + (Buffer.byteLength(e.header.linkname ?? '') >= 60 ? 1 : 0);
+      return n;
+    }, 0);
+    const bytes = entries.filter((e) => e.header.type === 'file').reduce((n, e) => n + e.body.length, 0);
+    expect(info).toEqual({
+      entries: entries.length,
+      bytes,
+      blocks,
+      kernels: ['boot/vmlinuz-6.1.0-9-amd64'],
+      initrds: [],
+      symlinks: { vmlinuz: 'boot/vmlinuz-6.1.0-9-amd64' },
+      hasInit: true,
+    });
+  });
+
+  it('gives the same output whatever the input chunk boundaries', async () => {
+    const packed = addDockerTypeBits(await packTar(input()));
+    for (const size of [1, 7, 511, 513]) {
+      const { tar: again } = await runFilter(chunked(packed, size), fixes);
+      expect(again.equals(tar), `chunks of ${size}`).toBe(true);
+    }
+  });
+
+  it('lands in ext4 with the right types, targets, modes, owners and contents', () => {
+    const shadow = stat(img, '/etc/shadow');
+    expect([shadow.type, shadow.mode, shadow.uid, shadow.gid]).toEqual(['regular', 0o640, 0, 42]);
+    expect(debugfs(img, 'cat /etc/shadow')).toBe(SHADOW.replace('root:*:', `root:${HASH}:`).replace('$6$old$abc', '!$6$old$abc'));
+    expect(debugfs(img, 'cat /etc/inittab')).toContain(`tty1\n${GETTY}\n`);
+    expect(debugfs(img, 'cat /etc/securetty')).toBe('ttyS0\n');
+
+    const link = stat(img, `/${WANTS}/c2v-app.service`);
+    expect([link.type, link.uid, link.gid]).toEqual(['symlink', 0, 0]);
+    expect(link.text).toContain('Fast link dest: "/etc/systemd/system/c2v-app.service"');
+    expect(stat(img, `/${WANTS}`)).toMatchObject({ type: 'directory', mode: 0o755, uid: 0, gid: 0 });
+    expect(stat(img, '/etc/localtime').text).toContain('Fast link dest: "/usr/share/zoneinfo/UTC"');
+    const long = stat(img, '/opt/app-link');
+    expect([long.type, long.size]).toEqual(['symlink', LONG_TARGET.length]);
+    expect(debugfs(img, 'cat /opt/app-link')).toBe(LONG_TARGET);
+
+    const unit = stat(img, '/etc/systemd/system/c2v-app.service');
+    expect([unit.type, unit.mode, unit.uid, unit.gid]).toEqual(['regular', 0o644, 0, 0]);
+    expect(debugfs(img, 'cat /etc/systemd/system/c2v-app.service')).toBe(UNIT);
+    expect(stat(img, '/root/.ssh')).toMatchObject({ type: 'directory', mode: 0o700, uid: 0, gid: 0 });
+    expect(stat(img, '/root/.ssh/authorized_keys')).toMatchObject({ type: 'regular', mode: 0o600, uid: 0, gid: 0 });
+    expect(debugfs(img, 'cat /root/.ssh/authorized_keys')).toBe(KEYS);
+    expect(stat(img, '/root').mode).toBe(0o700);
+    expect(stat(img, '/etc').mode).toBe(0o755); // the image's directory, kept as it is
+    expect(stat(img, '/sbin/init').type).toBe('symlink');
+  });
+
+  it('keeps an unchanged file byte for byte, and passes e2fsck -fn', () => {
+    expect(sha256(debugfsBuffer(img, 'cat /usr/bin/tool'))).toBe(sha256(TOOL));
+    expect(stat(img, '/usr/bin/tool').mode).toBe(0o755);
+    const r = spawnSync(E2FSCK, ['-fn', img], { encoding: 'utf8' });
+    expect(r.status, `${r.stdout}${r.stderr}`).toBe(0);
+  });
+});
+
+describe('filterRootfs refuses additions and edits it cannot make, in one line', () => {
+  const base: RootfsFixes = { hostname: 'x', fstab: '' };
+  const HASH = '$6$salt$hash';
+  const shadowEdit: RootfsFixes['edits'] = [{ path: '/etc/shadow', op: 'shadow-password', user: 'root', hash: HASH }];
+
+  async function refused(entries: InEntry[], fixes: Partial<RootfsFixes>, pattern: RegExp): Promise<void> {
+    const source = chunked(await packTar(entries), 4096);
+    const { output, info } = filterRootfs(source, { ...base, ...fixes });
+    const e = await collect(output).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(e).toBeInstanceOf(C2vError);
+    expect((e as C2vError).code).toBe('input');
+    expect((e as C2vError).message).not.toContain('\n');
+    expect((e as C2vError).message).toMatch(pattern);
+    await expect(info).rejects.toBe(e);
+    expect(output.destroyed).toBe(true);
+    expect(source.destroyed).toBe(true);
+  }
+
+  const etc = (...rest: InEntry[]): InEntry[] => [dir('etc'), ...rest];
+
+  it('a symlink where the image has a directory', async () => {
+    await refused(etc(dir('etc/localtime')), { extraFiles: [{ path: 'etc/localtime', symlink: 'x' }] }, /^cannot add the symlink \/etc\/localtime: the image has a directory there; remove it/);
+    // a directory that only exists because entries lie below it
+    await refused(etc(file('etc/conf.d/x', 'x')), { extraFiles: [{ path: 'etc/conf.d', symlink: 'x' }] }, /^cannot add the symlink \/etc\/conf\.d: the image has a directory there/);
+  });
+
+  it('a directory where the image has a file, and anything below a non-directory', async () => {
+    await refused(etc(file('etc/ssh', 'x')), { extraFiles: [{ path: 'etc/ssh', directory: true }] }, /^cannot create the directory \/etc\/ssh: the image has a file there; remove it/);
+    await refused([{ header: { name: 'root', type: 'symlink', linkname: '/var/root' } }], { extraFiles: [{ path: 'root/.ssh', directory: true, mode: 0o700 }] }, /^cannot add \/root\/\.ssh: \/root in the image is not a directory/);
+    await refused([], { extraFiles: [{ path: 'opt/app', symlink: '/srv' }, { path: 'opt/app/x', content: '' }] }, /^cannot add \/opt\/app\/x: \/opt\/app in the image is not a directory/);
+  });
+
+  it('an edit of a symlink, a hard link, a hard-link target, a directory or a file over 1 MiB', async () => {
+    await refused(etc({ header: { name: 'etc/shadow', type: 'symlink', linkname: '/var/shadow' } }), { edits: shadowEdit }, /^c2v cannot edit \/etc\/shadow: it is a symlink in the image, and c2v edits regular files only/);
+    await refused(etc(file('etc/s', SHADOW_LINE), { header: { name: 'etc/shadow', type: 'link', linkname: 'etc/s' } }), { edits: shadowEdit }, /^c2v cannot edit \/etc\/shadow: it is a hard link in the image/);
+    await refused(etc(file('etc/shadow', SHADOW_LINE), { header: { name: 'etc/shadow-', type: 'link', linkname: 'etc/shadow' } }), { edits: shadowEdit }, /^c2v cannot edit \/etc\/shadow: \/etc\/shadow- is a hard link to it in the image; make them separate files there$/);
+    await refused(etc(dir('etc/shadow')), { edits: shadowEdit }, /^c2v cannot edit \/etc\/shadow: it is a directory in the image/);
+    await refused(etc(file('etc/shadow', Buffer.alloc(1024 * 1024 + 1, 0x61))), { edits: shadowEdit }, /^c2v cannot edit \/etc\/shadow: it is 1048577 bytes, over the 1 MiB c2v edits/);
+  });
+
+  it('a password for a user or a shadow file the image lacks', async () => {
+    await refused(etc(file('etc/shadow', SHADOW_LINE)), { edits: [{ path: '/etc/shadow', op: 'shadow-password', user: 'app', hash: HASH }] }, /^cannot set the password of "app": \/etc\/shadow in the image has no line for that user/);
+    await refused(etc(file('etc/passwd', 'root:x:0:0::/root:/bin/sh\n')), { edits: shadowEdit }, /^the image has no \/etc\/shadow: c2v cannot set the password of "root" without it/);
+  });
+
+  it('bad fixes before reading the image, releasing the input', async () => {
+    const image = etc(file('etc/shadow', SHADOW_LINE));
+    await refused(image, { edits: [{ path: '/etc/shadow', op: 'shadow-password', user: 'root', hash: `${HASH}:0:0:::\nevil::0` }] }, /the password hash for "root" contains ':', a line break or a NUL byte/);
+    await refused(image, { edits: [{ path: '/etc/hosts', op: 'append-line', line: 'x' }] }, /^c2v cannot edit \/etc\/hosts: c2v writes it itself$/);
+    await refused(image, { edits: [{ path: '/dev/x', op: 'append-line', line: 'x' }] }, /^c2v cannot edit \/dev\/x: c2v leaves it out of the VM$/);
+    await refused(image, { edits: shadowEdit, extraFiles: [{ path: 'etc/shadow', content: '' }] }, /^c2v cannot edit \/etc\/shadow: the same conversion adds it; do one or the other$/);
+    await refused(image, { extraFiles: [{ path: 'a', symlink: 'b' }, { path: '/a/', content: '' }] }, /^cannot add \/a twice: give each path once/);
+    await refused(image, { extraFiles: [{ path: 'a', symlink: '' }] }, /^cannot add the symlink \/a: its target must be 1 to 4095 bytes/);
+    await refused(image, { extraFiles: [{ path: 'a', directory: true, mode: 0o10000 }] }, /^cannot add the directory \/a with mode 4096: give permission bits/);
+    await refused(image, { extraFiles: [{ path: '/', directory: true }] }, /^cannot add a directory at "\/": give a path below the root/);
+  });
+});
+
+const SHADOW_LINE = 'root:*:19000:0:99999:7:::\n';

@@ -95,8 +95,8 @@ describe('loading templates/', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'c2v-templates-'));
     try {
       cpSync(TEMPLATES_DIR, dir, { recursive: true });
-      writeFileSync(path.join(dir, TEMPLATE_FILES.setup.file), '#!/bin/sh\nusermod -p {{hash}} root\n');
-      await expect(loadTemplates(dir)).rejects.toThrow(/template setup\/setup.sh, line 2: \{\{hash\}\} in a shell template/);
+      writeFileSync(path.join(dir, TEMPLATE_FILES.packagesScript.file), '#!/bin/sh\nusermod -p {{hash}} root\n');
+      await expect(loadTemplates(dir)).rejects.toThrow(/template packages\/c2v-packages.sh, line 2: \{\{hash\}\} in a shell template/);
       rmSync(path.join(dir, TEMPLATE_FILES.fstab.file));
       const e = await loadTemplates(dir).catch((err: unknown) => err);
       expect(e).toBeInstanceOf(C2vError);

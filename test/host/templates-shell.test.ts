@@ -11,9 +11,8 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadTemplates, TEMPLATES_DIR } from '../../src/adapters/templates.js';
 import { appWrapper, openrcScript } from '../../src/plan/app-service.js';
-import { setupScript } from '../../src/plan/appliance.js';
 import { parseTemplate, TEMPLATE_FILES, type Templates } from '../../src/plan/template.js';
-import { ARGVS, COMMANDS, SETUPS, SOURCES, USERS } from '../helpers/template-matrix.js';
+import { ARGVS, COMMANDS, SOURCES, USERS } from '../helpers/template-matrix.js';
 
 const exec = promisify(execFile);
 
@@ -51,7 +50,6 @@ const SHELL_RENDERINGS: { kind: string; shellcheckArgs: string[]; cases: [string
     shellcheckArgs: ['--shell=sh'],
     cases: USERS.flatMap((u) => SOURCES.map((s): [string, Render] => [`${u.name}-${s.name}`, (t) => openrcScript({ ...COMMANDS[0].input, user: u.input }, s.input, t)])),
   },
-  { kind: 'setup', shellcheckArgs: ['--shell=sh'], cases: SETUPS.map((c): [string, Render] => [c.name, (t) => setupScript(c.input, t)]) },
 ];
 
 const shellcheck = hasShellcheck();

@@ -78,10 +78,13 @@ describe('the conversion plan', () => {
     const app = image({ config: { ...image().config, cmd: ['python3', 'app.py'] } });
     const req = request({ image: app, probe: { osRelease: bookworm, hasKernel: false, init: 'none' } });
     const before = planConversion(req);
-    expect(before.appliance).toMatchObject({ template: 'debian.Dockerfile', installKernel: true, init: 'systemd', appArgv: ['python3', 'app.py'] });
+    expect(before.appliance).toMatchObject({ family: 'debian', installKernel: true, init: 'systemd', appArgv: ['python3', 'app.py'] });
     expect(before.disk).toBeUndefined();
     const vmImage = image({ id: 'sha256:' + 'c'.repeat(64), ref: 'c2v-appliance/app:latest', sizeBytes: 900 * 2 ** 20 });
-    const after = planConversion({ ...req, vmImage });
+    // The packages step's record and init decide the guest files and the kernel command line.
+    const vmProbe = { osRelease: bookworm, hasKernel: true, init: 'systemd' as const, hasSshd: false, packages: ['kernel', 'init systemd', 'network ifupdown', 'vmtools'] };
+    const after = planConversion({ ...req, vmImage, vmProbe });
+    expect(after.disk!.guest.additions.map((a) => a.path)).toContain('/etc/systemd/system/c2v-app.service');
     expect(after.disk!.image.id).toBe(vmImage.id);
     expectRootNear(after.disk!.layout.partitions[2].sizeBytes, autoRootBytes(900 * 2 ** 20));
     expect(after.disk!.boot.kernelCmdline).toBe('net.ifnames=0');

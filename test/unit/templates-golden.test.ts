@@ -9,12 +9,12 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadTemplates } from '../../src/adapters/templates.js';
 import { appWrapper, openrcScript, systemdUnit } from '../../src/plan/app-service.js';
-import { ifupdownInterfaces, planAppliance, setupScript } from '../../src/plan/appliance.js';
+import { ifupdownInterfaces, planAppliance } from '../../src/plan/appliance.js';
 import { fstab, grubConfig, grubEarlyConfig } from '../../src/plan/boot-config.js';
 import type { Templates } from '../../src/plan/template.js';
 import { PROJECT_ROOT } from '../helpers/env.js';
 import { parseGolden } from '../helpers/golden.js';
-import { APPLIANCES, ARGVS, COMMANDS, FSTABS, GRUBS, SETUPS, SOURCES, USERS, UUIDS } from '../helpers/template-matrix.js';
+import { APPLIANCES, ARGVS, COMMANDS, FSTABS, GRUBS, SOURCES, USERS, UUIDS } from '../helpers/template-matrix.js';
 
 let templates: Templates;
 beforeAll(async () => {
@@ -41,7 +41,9 @@ function planSummary(run: () => ReturnType<typeof planAppliance>): string {
     return 'throws\n';
   }
   if (!plan) return 'nothing to add\n';
-  return plan.files.map((f) => `${f.path} ${f.mode.toString(8)} ${Buffer.byteLength(f.content)} ${createHash('sha256').update(f.content).digest('hex')}\n`).join('');
+  const line = (name: string, mode: number, content: string) => `${name} ${mode.toString(8)} ${Buffer.byteLength(content)} ${createHash('sha256').update(content).digest('hex')}\n`;
+  const args = Object.entries(plan.buildArgs).map(([k, v]) => `${k}=${v}`).join(' ');
+  return `${args}\n${line('Dockerfile', 0o644, plan.dockerfile)}${plan.files.map((f) => line(f.path, f.mode, f.content)).join('')}`;
 }
 
 describe('guest files rendered from templates/ match the recorded bytes', () => {
@@ -60,7 +62,6 @@ describe('guest files rendered from templates/ match the recorded bytes', () => 
 
   it('/etc/network/interfaces', () => expectGolden('interfaces.golden', () => [['default', ifupdownInterfaces(templates)]]));
 
-  it('setup.sh, for each family, init and option', () => expectGolden('setup.sh.golden', () => SETUPS.map((c) => [c.name, setupScript(c.input, templates)])));
 
   it('grub.cfg', () => expectGolden('grub.cfg.golden', () => GRUBS.map((c) => [c.name, grubConfig(c.input, templates)])));
 

@@ -1,0 +1,518 @@
+#!/bin/sh
+# c2v-packages: the packages step of a c2v appliance build. It runs in whatever builder makes the image (Docker,
+# kaniko, buildah) with nothing from the image's config, so it finds out here, at build time, which distribution
+# it is in and what the image already has, installs only what is missing, and records that in /etc/c2v/packages,
+# which c2v reads back from the built image. The app service, SSH keys and root password are written by c2v later.
+#
+# Environment (the stage's build args): C2V_INIT = auto | systemd | openrc; C2V_SSH = 0 | 1.
+# For the host tests only: C2V_ROOT prefixes every path inspected or written, and C2V_DRY_RUN=1 prints what would
+# be installed, run and written instead of doing it.
+set -eu
+
+# The base image's ENV may leave the sbin directories (rc-update, dracut, sshd) out of PATH.
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export PATH
+
+ROOT=${C2V_ROOT:-}
+DRY=${C2V_DRY_RUN:-0}
+WANT_INIT=${C2V_INIT:-auto}
+SSH=${C2V_SSH:-0}
+# Where the stage copies this script and the files it installs.
+CTX=/tmp/c2v
+RECORD=/etc/c2v/packages
+
+say() { printf 'c2v-packages: %s\n' "$*"; }
+die() {
+  printf 'c2v-packages: %s\n' "$*" >&2
+  exit 1
+}
+
+case $WANT_INIT in auto | systemd | openrc) ;; *) die "C2V_INIT must be auto, systemd or openrc, not '$WANT_INIT'" ;; esac
+case $SSH in 0 | 1) ;; *) die "C2V_SSH must be 0 or 1, not '$SSH'" ;; esac
+case $DRY in 0 | 1) ;; *) die "C2V_DRY_RUN must be 0 or 1, not '$DRY'" ;; esac
+# Package managers and systemctl would still act on /, whatever the prefix says.
+if [ -n "$ROOT" ] && [ "$DRY" != 1 ]; then die "C2V_ROOT is only for dry runs (C2V_DRY_RUN=1)"; fi
+
+# --- Looking at the image -------------------------------------------------------------------------------------
+
+exists() {
+  [ -e "$ROOT$1" ] && return 0
+  # Under a prefix, absolute symlinks (Debian's /sbin/init -> /lib/systemd/systemd) point out of the tree: the link
+  # is all there is to see. Without one a dangling link is a leftover, not the file.
+  [ -n "$ROOT" ] && [ -L "$ROOT$1" ]
+}
+
+find_bin() {
+  for d in /usr/local/sbin /usr/local/bin /usr/sbin /usr/bin /sbin /bin; do
+    if exists "$d/$1"; then
+      printf '%s\n' "$d/$1"
+      return 0
+    fi
+  done
+  return 1
+}
+
+have_bin() { find_bin "$1" >/dev/null; }
+
+# Alpine's busybox carries an ifup applet, but today's appliances get ifupdown-ng together with c2v's interfaces
+# file and the networking service; an app image's busybox ifup must not make us skip all three.
+is_busybox_applet() {
+  [ -L "$ROOT$1" ] || return 1
+  case $(readlink "$ROOT$1") in *busybox) return 0 ;; esac
+  return 1
+}
+
+has_kernel() {
+  exists /vmlinuz && return 0
+  for k in "$ROOT"/boot/vmlinuz*; do
+    if [ -e "$k" ] || { [ -n "$ROOT" ] && [ -L "$k" ]; }; then return 0; fi
+  done
+  return 1
+}
+
+# The same tests as c2v's own probe (src/stages/probe.ts), so that the two agree on what an image has.
+present_init() {
+  if exists /sbin/openrc || exists /usr/sbin/openrc || exists /sbin/openrc-init || exists /usr/sbin/openrc-init; then
+    echo openrc
+  elif { exists /sbin/init || exists /usr/sbin/init; } && { exists /lib/systemd/systemd || exists /usr/lib/systemd/systemd; }; then
+    echo systemd
+  else
+    echo none
+  fi
+}
+
+# Where c2v's probe looks too: sshd somewhere else would be installed here and still not be found by c2v.
+has_sshd() { exists /usr/sbin/sshd || exists /sbin/sshd; }
+
+has_network() { # [any: let busybox's ifup count]
+  if [ "$NET" = networkmanager ]; then
+    have_bin NetworkManager
+    return
+  fi
+  ifup=$(find_bin ifup) || return 1
+  if [ "${1:-}" != any ] && is_busybox_applet "$ifup"; then return 1; fi
+  have_bin dhclient || have_bin dhcpcd || have_bin udhcpc
+}
+
+osr=$ROOT/etc/os-release
+[ -e "$osr" ] || osr=$ROOT/usr/lib/os-release
+[ -r "$osr" ] || die "no /etc/os-release, so no way to tell the distribution: c2v supports Debian, Ubuntu, Alpine and RHEL-likes"
+
+# os-release is data here: read the fields rather than sourcing the file as root.
+os_field() {
+  v=$(sed -n "s/^[[:space:]]*$1=//p" "$osr" | tail -n 1)
+  case $v in
+    \"*\")
+      v=${v#\"}
+      v=${v%\"}
+      ;;
+    \'*\')
+      v=${v#\'}
+      v=${v%\'}
+      ;;
+  esac
+  printf '%s' "$v"
+}
+
+PRETTY=$(os_field PRETTY_NAME)
+VERSION_ID=$(os_field VERSION_ID)
+# Lower-cased, and anything but an ID's characters made a separator, which also keeps globs out of the loop below.
+IDS=$(printf '%s %s' "$(os_field ID)" "$(os_field ID_LIKE)" | tr '[:upper:]' '[:lower:]' | tr -c 'a-z0-9._-' ' ')
+FIRST=
+for w in $IDS; do
+  FIRST=$w
+  break
+done
+has_id() {
+  for w in $IDS; do [ "$w" = "$1" ] && return 0; done
+  return 1
+}
+
+# As in src/plan/os-release.ts: Ubuntu derivatives name debian too, but Ubuntu's packages are what they install.
+if [ "$FIRST" = ubuntu ] || { [ "$FIRST" != debian ] && has_id ubuntu; }; then
+  FAMILY=ubuntu
+elif has_id debian; then
+  FAMILY=debian
+elif has_id alpine; then
+  FAMILY=alpine
+elif has_id rhel || has_id fedora || has_id centos || has_id rocky || has_id almalinux || has_id ol; then
+  FAMILY=rhel
+else
+  # Not fatal yet: an image that lacks nothing needs no package manager we know.
+  FAMILY=''
+fi
+PRETTY=${PRETTY:-${FIRST:-a distribution whose os-release names none}}
+LABEL="${FIRST:-${FAMILY:-unknown}}${VERSION_ID:+ $VERSION_ID}"
+[ -z "$FAMILY" ] || [ "$FIRST" = "$FAMILY" ] || LABEL="$LABEL ($FAMILY family)"
+
+# --- What each family installs (the package lists of the former dockerfiles/<family>.Dockerfile) ---------------
+
+PK_KERNEL='' PK_SYSTEMD='' PK_OPENRC='' PK_NET='' PK_VMTOOLS='' PK_SSH='' NET='' DEFAULT_INIT=''
+case $FAMILY in
+  debian)
+    PK_KERNEL="linux-image-amd64 initramfs-tools"
+    PK_SYSTEMD="systemd systemd-sysv udev dbus"
+    PK_OPENRC="openrc sysvinit-core udev"
+    PK_NET="ifupdown isc-dhcp-client iproute2"
+    PK_VMTOOLS="open-vm-tools"
+    PK_SSH="openssh-server"
+    NET=ifupdown DEFAULT_INIT=systemd
+    ;;
+  ubuntu)
+    PK_KERNEL="linux-image-virtual initramfs-tools"
+    PK_SYSTEMD="systemd systemd-sysv udev dbus"
+    PK_NET="ifupdown isc-dhcp-client iproute2"
+    PK_VMTOOLS="open-vm-tools"
+    PK_SSH="openssh-server"
+    NET=ifupdown DEFAULT_INIT=systemd
+    ;;
+  alpine)
+    PK_KERNEL="linux-virt mkinitfs e2fsprogs"
+    PK_OPENRC="openrc busybox-openrc busybox-mdev-openrc"
+    PK_NET="ifupdown-ng"
+    PK_VMTOOLS="open-vm-tools open-vm-tools-openrc"
+    PK_SSH="openssh-server openssh-server-openrc"
+    NET=ifupdown DEFAULT_INIT=openrc
+    ;;
+  rhel)
+    PK_KERNEL="kernel-core dracut"
+    PK_SYSTEMD="systemd"
+    PK_NET="NetworkManager"
+    PK_VMTOOLS="open-vm-tools"
+    PK_SSH="openssh-server"
+    NET=networkmanager DEFAULT_INIT=systemd
+    ;;
+esac
+
+# --- Deciding ------------------------------------------------------------------------------------------------
+
+say "$PRETTY: family ${FAMILY:-unknown to c2v}"
+
+if [ -n "$FAMILY" ] && [ "$WANT_INIT" = openrc ] && [ -z "$PK_OPENRC" ]; then
+  die "C2V_INIT=openrc is not available for $PRETTY: OpenRC is packaged for Debian and Alpine only; use systemd or auto"
+fi
+if [ -n "$FAMILY" ] && [ "$WANT_INIT" = systemd ] && [ -z "$PK_SYSTEMD" ]; then
+  die "C2V_INIT=systemd is not available for $PRETTY: Alpine has no systemd; use openrc or auto"
+fi
+
+FOUND_INIT=$(present_init)
+# auto keeps whatever init the image runs, even one its family would not get from us.
+if [ "$WANT_INIT" = auto ]; then
+  case $FOUND_INIT in systemd | openrc) INIT=$FOUND_INIT ;; *) INIT=$DEFAULT_INIT ;; esac
+else
+  INIT=$WANT_INIT
+fi
+if [ "$INIT" = systemd ]; then PK_INIT=$PK_SYSTEMD; else PK_INIT=$PK_OPENRC; fi
+
+ADD_KERNEL=0 ADD_INIT=0 ADD_NET=0 ADD_VMTOOLS=0 ADD_SSH=0
+if has_kernel; then say "kernel: present"; else
+  ADD_KERNEL=1
+  say "kernel: missing"
+fi
+if [ "$FOUND_INIT" = "$INIT" ]; then say "init: $INIT present"; else
+  ADD_INIT=1
+  say "init: ${INIT:-an init} wanted (C2V_INIT=$WANT_INIT), the image has $FOUND_INIT"
+fi
+if [ "$SSH" = 0 ]; then say "ssh: not asked for"; elif has_sshd; then say "ssh: sshd present"; else
+  ADD_SSH=1
+  say "ssh: sshd missing"
+fi
+if [ -z "$FAMILY" ] && [ "$ADD_KERNEL$ADD_INIT$ADD_SSH" != 000 ]; then
+  lacks=''
+  [ "$ADD_KERNEL" = 0 ] || lacks="a kernel"
+  [ "$ADD_INIT" = 0 ] || lacks="${lacks:+$lacks, }an init"
+  [ "$ADD_SSH" = 0 ] || lacks="${lacks:+$lacks, }sshd"
+  die "cannot add $lacks to $PRETTY: c2v supports Debian, Ubuntu, Alpine and RHEL-likes; add them to the image yourself"
+fi
+# A kernel or an init to add means an app image is becoming a VM: it needs networking and VMware's tools too.
+# An image that boots already keeps its own.
+if [ "$ADD_KERNEL" = 1 ] || [ "$ADD_INIT" = 1 ]; then
+  CONVERT=1
+  if has_network; then say "network: present"; else
+    ADD_NET=1
+    say "network: $NET missing"
+  fi
+  if have_bin vmtoolsd; then say "vmtools: present"; else
+    ADD_VMTOOLS=1
+    say "vmtools: missing"
+  fi
+else
+  CONVERT=0
+  say "network, vmtools: left as they are (the image has a kernel and an init)"
+fi
+
+WORDS='' SUMMARY='' PKGS='' NOTES=''
+add() { # record word, packages
+  WORDS="$WORDS${WORDS:+
+}$1"
+  SUMMARY="$SUMMARY${SUMMARY:+, }$1"
+  NOTES="$NOTES${NOTES:+
+}# $1: $2"
+  PKGS="$PKGS${PKGS:+ }$2"
+}
+[ "$ADD_KERNEL" = 0 ] || add kernel "$PK_KERNEL"
+[ "$ADD_INIT" = 0 ] || add "init $INIT" "$PK_INIT"
+[ "$ADD_NET" = 0 ] || add "network $NET" "$PK_NET"
+[ "$ADD_VMTOOLS" = 0 ] || add vmtools "$PK_VMTOOLS"
+[ "$ADD_SSH" = 0 ] || add ssh "$PK_SSH"
+
+if [ -n "$WORDS" ]; then
+  say "$LABEL: adding $SUMMARY"
+else
+  say "$LABEL: nothing to add"
+fi
+
+# --- Doing (or, in a dry run, saying) ------------------------------------------------------------------------
+
+run() {
+  if [ "$DRY" = 1 ]; then
+    say "dry run: would run: $*"
+    return 0
+  fi
+  "$@" || die "failed: $*"
+}
+
+write_file() { # path mode content
+  if [ "$DRY" = 1 ]; then
+    printf '%s\n' "$3" | while IFS= read -r l; do say "dry run: would write $1: $l"; done
+    return 0
+  fi
+  if ! { mkdir -p "$ROOT${1%/*}" && printf '%s\n' "$3" >"$ROOT$1" && chmod "$2" "$ROOT$1"; }; then die "cannot write $1"; fi
+}
+
+copy_file() { # source (in the build context) target mode
+  if [ "$DRY" = 1 ]; then
+    say "dry run: would install $1 as $2"
+    return 0
+  fi
+  if ! { mkdir -p "$ROOT${2%/*}" && cp "$1" "$ROOT$2" && chmod "$3" "$ROOT$2"; }; then die "cannot install $1 as $2"; fi
+}
+
+# Appends LINE unless a line matching PATTERN is there already, so that a second run adds nothing.
+append_once() { # path pattern line
+  if [ -f "$ROOT$1" ] && grep -q -- "$2" "$ROOT$1"; then return 0; fi
+  if [ "$DRY" = 1 ]; then
+    say "dry run: would append to $1: $3"
+    return 0
+  fi
+  if ! { mkdir -p "$ROOT${1%/*}" && printf '%s\n' "$3" >>"$ROOT$1"; }; then die "cannot append to $1"; fi
+}
+
+# sh has no local variables: the helpers below prefix theirs, so that a caller's loop variable survives the call.
+
+# Enables the first unit systemctl accepts: unit names differ between distributions (ssh/sshd, open-vm-tools/vmtoolsd).
+systemd_enable() { # unit...
+  if [ "$DRY" = 1 ]; then
+    se_alts=$1
+    shift
+    for se_u in "$@"; do se_alts="$se_alts (or $se_u)"; done
+    say "dry run: would run: systemctl enable $se_alts"
+    return 0
+  fi
+  while [ $# -gt 1 ]; do
+    if systemctl enable "$1" 2>/dev/null; then return 0; fi
+    shift
+  done
+  # The last name's error is the one worth showing in the build log.
+  systemctl enable "$1"
+}
+
+# Adds the first of the services that has an init script to RUNLEVEL, unless it is in it already.
+rc_add() { # runlevel service...
+  rc_lvl=$1
+  shift
+  for rc_s in "$@"; do
+    if exists "/etc/runlevels/$rc_lvl/$rc_s"; then return 0; fi
+  done
+  for rc_s in "$@"; do
+    if exists "/etc/init.d/$rc_s"; then
+      run rc-update add "$rc_s" "$rc_lvl"
+      return 0
+    fi
+  done
+  # In a dry run the packages that bring the init scripts were never installed.
+  if [ "$DRY" = 1 ]; then
+    rc_alts=$1
+    shift
+    for rc_s in "$@"; do rc_alts="$rc_alts (or $rc_s)"; done
+    say "dry run: would run: rc-update add $rc_alts $rc_lvl"
+    return 0
+  fi
+  return 1
+}
+
+case $FAMILY in
+  debian | ubuntu) PM=apt-get ;;
+  alpine) PM=apk ;;
+  # dnf first, as before; yum on older releases, microdnf on minimal images (UBI minimal).
+  rhel)
+    PM=''
+    for p in dnf yum microdnf; do
+      if have_bin "$p"; then
+        PM=$p
+        break
+      fi
+    done
+    ;;
+esac
+# Everything that can stop the build stops it here, before the image is touched.
+if [ "$DRY" != 1 ] && [ -n "$PKGS" ]; then
+  case $PM in
+    '') die "neither dnf, yum nor microdnf is in the image, so nothing can be installed: add $PKGS yourself" ;;
+    *) have_bin "$PM" || die "$PM is not in the image, so nothing can be installed: add $PKGS yourself" ;;
+  esac
+fi
+if [ "$DRY" != 1 ] && [ "$ADD_NET" = 1 ] && [ "$NET" = ifupdown ] && [ ! -f "$CTX/interfaces" ]; then
+  die "$CTX/interfaces is missing: the stage copies it from the build context"
+fi
+: "${PM:=dnf}"
+
+# The initramfs must carry the VM's disk and NIC drivers; its generator reads these when the kernel package
+# installs, so they go in first.
+if [ "$ADD_KERNEL" = 1 ]; then
+  case $FAMILY in
+    debian | ubuntu)
+      for m in vmw_pvscsi vmxnet3 mptspi mptsas ahci virtio_pci virtio_blk virtio_scsi virtio_net; do
+        append_once /etc/initramfs-tools/modules "^$m\$" "$m"
+      done
+      ;;
+    alpine) write_file /etc/mkinitfs/mkinitfs.conf 0644 'features="ata base ext4 scsi virtio"' ;;
+    rhel) write_file /etc/dracut.conf.d/c2v.conf 0644 'hostonly="no"
+add_drivers+=" vmw_pvscsi vmxnet3 mptspi ahci virtio_blk virtio_scsi virtio_net "' ;;
+  esac
+fi
+
+install_apt() {
+  DEBIAN_FRONTEND=noninteractive
+  export DEBIAN_FRONTEND
+  # Without systemd running, maintainer scripts would start sshd, vmtoolsd and dbus inside the build; unless the
+  # image says otherwise already, tell them not to (exit 101: action forbidden) while we install.
+  policy=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy=/usr/sbin/policy-rc.d
+    if ! { printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 0755 "$policy"; }; then die "cannot write $policy"; fi
+  fi
+  apt-get update || die "apt-get update failed"
+  # shellcheck disable=SC2086 # PKGS is a list of package names, one word each
+  apt-get install -y --no-install-recommends $PKGS || die "apt-get install failed: $PKGS"
+  apt-get clean
+  rm -rf /var/lib/apt/lists/*
+  [ -z "$policy" ] || rm -f "$policy"
+}
+
+install_apk() {
+  # shellcheck disable=SC2086 # PKGS is a list of package names, one word each
+  apk add --no-cache $PKGS || die "apk add failed: $PKGS"
+}
+
+install_rpm() {
+  # shellcheck disable=SC2086 # PKGS is a list of package names, one word each
+  "$PM" install -y $PKGS || die "$PM install failed: $PKGS"
+  "$PM" clean all || die "$PM clean all failed"
+}
+
+# kernel-core leaves /boot to kernel-install, which a container build may skip, and its initramfs was made before
+# our dracut settings could matter; so the kernel is put where c2v looks and its initramfs is made again.
+rhel_boot_files() {
+  if [ "$DRY" = 1 ]; then
+    say "dry run: would run: dracut -f /boot/initramfs-VERSION.img VERSION, for each kernel VERSION in /lib/modules"
+    return 0
+  fi
+  for m in /lib/modules/*; do
+    v=${m##*/}
+    [ -e "$m/vmlinuz" ] || [ -e "/boot/vmlinuz-$v" ] || continue
+    if [ ! -e "/boot/vmlinuz-$v" ]; then
+      install -m 0755 "$m/vmlinuz" "/boot/vmlinuz-$v" || die "cannot copy $m/vmlinuz to /boot"
+    fi
+    dracut -f "/boot/initramfs-$v.img" "$v" || die "dracut failed for kernel $v"
+  done
+}
+
+if [ -n "$PKGS" ]; then
+  if [ "$DRY" = 1 ]; then say "dry run: would install with $PM: $PKGS"; else
+    say "installing with $PM: $PKGS"
+    case $FAMILY in debian | ubuntu) install_apt ;; alpine) install_apk ;; rhel) install_rpm ;; esac
+  fi
+fi
+if [ "$ADD_KERNEL" = 1 ] && [ "$FAMILY" = rhel ]; then rhel_boot_files; fi
+
+# Without a kernel or the init the VM does not boot, and the build is the place to say so. The rest only warns:
+# a check of ours gone wrong must not fail a build that would have worked.
+if [ "$DRY" != 1 ]; then
+  if [ "$ADD_KERNEL" = 1 ] && ! has_kernel; then die "installed $PK_KERNEL, but there is still no /boot/vmlinuz*"; fi
+  if [ "$ADD_INIT" = 1 ] && [ "$(present_init)" != "$INIT" ]; then die "installed $PK_INIT, but $INIT is still not the init"; fi
+  if [ "$ADD_NET" = 1 ] && ! has_network any; then say "warning: installed $PK_NET, but found no $NET networking"; fi
+  if [ "$ADD_VMTOOLS" = 1 ] && ! have_bin vmtoolsd; then say "warning: installed $PK_VMTOOLS, but found no vmtoolsd"; fi
+  if [ "$ADD_SSH" = 1 ] && ! has_sshd; then say "warning: installed $PK_SSH, but found no sshd"; fi
+fi
+
+# --- Setting up what was installed (no part of it depends on the image's config) ------------------------------
+
+if [ "$ADD_NET" = 1 ]; then
+  if [ "$NET" = ifupdown ]; then
+    copy_file "$CTX/interfaces" /etc/network/interfaces 0644
+    if [ "$INIT" = openrc ]; then rc_add boot networking || die "no networking service to add to the boot runlevel"; fi
+  else
+    systemd_enable NetworkManager.service || die "cannot enable NetworkManager.service"
+  fi
+fi
+
+if [ "$CONVERT" = 1 ]; then
+  # A login prompt on the serial console, where vSphere's serial port and c2v's boot checks look.
+  if [ "$INIT" = systemd ]; then
+    systemd_enable serial-getty@ttyS0.service || die "cannot enable serial-getty@ttyS0.service"
+  elif [ "$FAMILY" = alpine ]; then
+    append_once /etc/inittab '^ttyS0:' 'ttyS0::respawn:/sbin/getty -L 115200 ttyS0 vt100'
+  else
+    append_once /etc/inittab '^T0:' 'T0:2345:respawn:/sbin/agetty -L 115200 ttyS0 vt100'
+  fi
+  # Alpine's container images start nothing at sysinit; a VM needs /dev populated and its drivers loaded.
+  if [ "$INIT" = openrc ] && [ "$FAMILY" = alpine ]; then
+    for s in devfs mdev hwdrivers; do rc_add sysinit "$s" || die "no $s service to add to the sysinit runlevel"; done
+  fi
+  # Tolerant, as before: a VM without the tools still runs, it only shows less in vSphere.
+  if [ "$INIT" = systemd ]; then
+    systemd_enable open-vm-tools.service vmtoolsd.service || say "vmtools: no open-vm-tools unit to enable"
+  else
+    rc_add default open-vm-tools || say "vmtools: no open-vm-tools service to enable"
+  fi
+fi
+
+if [ "$ADD_SSH" = 1 ]; then
+  if [ "$INIT" = systemd ]; then
+    systemd_enable ssh.service sshd.service || die "cannot enable ssh.service or sshd.service"
+  else
+    rc_add default sshd ssh || die "no sshd or ssh service to add to the default runlevel"
+  fi
+fi
+
+# c2v takes the file's presence to mean the image went through this step, and its words for what was added.
+# An image can go through it twice (c2v prepare, then a conversion with an SSH key), and c2v reads words such as
+# "network ifupdown" long after the pass that added them: so a record already there is added to, not replaced.
+TEXT=''
+rec() {
+  TEXT="$TEXT${TEXT:+
+}$1"
+}
+if [ -f "$ROOT$RECORD" ]; then
+  while IFS= read -r line || [ -n "$line" ]; do
+    case $line in
+      '' | '#'*) ;;
+      "init "*) [ "$ADD_INIT" = 1 ] || rec "$line" ;;
+      "network "*) [ "$ADD_NET" = 1 ] || rec "$line" ;;
+      *) case "
+$WORDS
+" in *"
+$line
+"*) ;; *) rec "$line" ;; esac ;;
+    esac
+  done <"$ROOT$RECORD"
+fi
+[ -z "$WORDS" ] || rec "$WORDS"
+if [ -f "$ROOT$RECORD" ]; then
+  while IFS= read -r line || [ -n "$line" ]; do
+    case $line in '# nothing added'*) ;; '#'*) rec "$line" ;; esac
+  done <"$ROOT$RECORD"
+fi
+[ -z "$NOTES" ] || rec "$NOTES"
+write_file "$RECORD" 0644 "${TEXT:-# nothing added: the image had what c2v-packages looks for}"
