@@ -14,7 +14,7 @@ import { parsePlatform } from './formats/oci/manifest.js';
 import type { InputSpec } from './plan/image.js';
 import { RootfsHandle } from './adapters/rootfs-handle.js';
 import { loadTemplates } from './adapters/templates.js';
-import { Workspace } from './adapters/workspace.js';
+import { makeScratchDir, Workspace } from './adapters/workspace.js';
 import { requireTarCapableMke2fs } from './adapters/tools.js';
 import { requireTools } from './adapters/exec.js';
 import { StageRunner, type Reporter, type StageTiming } from './progress.js';
@@ -24,7 +24,10 @@ import { refitLayout, rootPartition } from './plan/disk-size.js';
 import type { DiskLayout } from './plan/layout.js';
 import type { Templates } from './plan/template.js';
 import type { ImageProbe } from './plan/appliance.js';
-import { acquireImage, requireBuilder } from './stages/acquire.js';
+import { acquireImage, requireBuilder, type AcquireOptions } from './stages/acquire.js';
+import { prepareContext } from './stages/prepare.js';
+import { registerCleanup } from './adapters/cleanup.js';
+import { DockerEngine } from './adapters/docker.js';
 import { classifyInput, defaultName } from './stages/input.js';
 import { buildAppliance } from './stages/appliance.js';
 import { probeImage, readOsRelease } from './stages/probe.js';
@@ -152,13 +155,18 @@ async function begin(opts: ConvertOptions, backendsFor: BackendChoice, stages: S
     workParent,
     maxLayerBytes: opts.diskSize === 'auto' ? undefined : opts.diskSize,
     onLog: (line) => stages.log('acquire', line),
+    builder: opts.builder,
+    kanikoImage: opts.kanikoImage,
   });
+  const prepared = onePassContexts(opts, templates, workParent);
   let image: ImageInfo;
   try {
-    image = await acquire(opts, input, name, output, backends, workParent, stages, (p) => (acquireProgress = p));
+    image = await acquire(opts, input, name, output, backends, workParent, stages, (p) => (acquireProgress = p), prepared.prepare);
   } catch (e) {
     await backends.close?.();
     throw e;
+  } finally {
+    await prepared.dispose();
   }
   const rootfs = new RootfsHandle(backends.source);
   let request: Omit<ConversionRequest, 'vmImage' | 'vmProbe'> | undefined;
@@ -197,6 +205,7 @@ async function acquire(
   workParent: string,
   stages: StageRunner,
   onStageProgress: (progress: (done: number, total: number) => void) => void,
+  prepare: AcquireOptions['prepare'],
 ): Promise<ImageInfo> {
   if (!opts.plan) {
     // Host tools and the workspace's place are checked before a possibly long build, not after it.
@@ -212,7 +221,7 @@ async function acquire(
     input.kind === 'image' ? `Finding image ${input.ref}` : `Building ${path.join(input.contextDir, input.dockerfile)}`,
     (update, progress) => {
       onStageProgress(progress);
-      return acquireImage(backends, input, { name, onLog: (line) => { stages.log('acquire', line); update(line.slice(0, 100)); } });
+      return acquireImage(backends, input, { name, prepare, onLog: (line) => { stages.log('acquire', line); update(line.slice(0, 100)); } });
     },
     (i) => `${i.ref} (${formatSize(i.sizeBytes)})`,
   );
@@ -312,4 +321,36 @@ async function readSshKey(file: string | undefined): Promise<string | undefined>
     throw new C2vError('input', `--ssh-key ${file} is not an OpenSSH public key (expected lines like "ssh-ed25519 AAAA... comment"); pass the .pub file, not the private key`);
   }
   return keys.join('\n');
+}
+
+/**
+ * For a builder that builds once (kaniko): the Dockerfile's context as `c2v prepare` writes it, in a folder
+ * beside the output that goes once the image is acquired.
+ */
+function onePassContexts(opts: ConvertOptions, templates: Templates, workParent: string): { prepare: AcquireOptions['prepare']; dispose: () => Promise<void> } {
+  const scratches: Awaited<ReturnType<typeof makeScratchDir>>[] = [];
+  const disposeAll = async (): Promise<void> => {
+    for (const s of scratches.reverse()) await s.dispose();
+  };
+  const unregister = registerCleanup('prepared contexts', disposeAll, () => scratches.forEach((s) => s.disposeSync()));
+  return {
+    prepare: async (input) => {
+      const scratch = await makeScratchDir(workParent, '.c2v-prepare-');
+      scratches.push(scratch);
+      const out = path.join(scratch.dir, 'context');
+      await prepareContext({
+        input,
+        output: out,
+        init: opts.init,
+        ssh: Boolean(opts.sshKey),
+        templates,
+        userOf: async (ref) => (await new DockerEngine().inspect(ref).catch(() => undefined))?.config.user,
+      });
+      return { contextDir: out, dockerfile: 'Dockerfile' };
+    },
+    dispose: async () => {
+      await disposeAll();
+      unregister();
+    },
+  };
 }

@@ -10,6 +10,8 @@ export interface BuildRequest {
   tag: string;
   buildArgs?: Record<string, string>;
   labels?: Record<string, string>;
+  /** The images the Dockerfile builds FROM, where the builder must know where they come from (kaniko). */
+  fromImages?: string[];
   onLog?: (line: string) => void;
 }
 
@@ -47,6 +49,11 @@ export interface PullingSource extends ImageSource {
 export interface ImageBuilder {
   readonly name: string;
   readonly source: ImageSource;
+  /**
+   * Whether it can only build FROM registry images, not FROM what it built (kaniko): a Dockerfile then gets the
+   * packages stage appended before its one build.
+   */
+  readonly oneBuild?: boolean;
   /** Returns the new image's id. */
   build(req: BuildRequest): Promise<string>;
 }

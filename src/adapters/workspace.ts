@@ -1,5 +1,5 @@
-import { constants as fsConstants } from 'node:fs';
-import { access, copyFile, cp, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { constants as fsConstants, rmdirSync, rmSync } from 'node:fs';
+import { access, copyFile, cp, mkdir, mkdtemp, readdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import createDebug from 'debug';
 import { C2vError } from '../errors.js';
@@ -57,6 +57,39 @@ async function makeDirs(dir: string): Promise<void> {
       if (e.code !== 'EEXIST') throw e;
     });
   }
+}
+
+/**
+ * A temporary folder made before the workspace exists (a registry's blob cache, kaniko's tarballs, a prepared
+ * build context), in the same place; the parent folders it had to create go with it, so a run that fails then
+ * leaves no empty output folder behind.
+ */
+export async function makeScratchDir(parent: string, prefix: string): Promise<{ dir: string; dispose: () => Promise<void>; disposeSync: () => void }> {
+  const created: string[] = [];
+  for (let d = path.resolve(parent); !(await stat(d).catch(() => undefined)); d = path.dirname(d)) {
+    created.unshift(d);
+    if (path.dirname(d) === d) break;
+  }
+  await makeDirs(parent);
+  const dir = await mkdtemp(path.join(parent, prefix));
+  const parents = [...created].reverse();
+  return {
+    dir,
+    dispose: async () => {
+      await rm(dir, { recursive: true, force: true });
+      for (const d of parents) if (!(await rmdir(d).then(() => true, () => false))) break;
+    },
+    disposeSync: () => {
+      rmSync(dir, { recursive: true, force: true });
+      for (const d of parents) {
+        try {
+          rmdirSync(d);
+        } catch {
+          break;
+        }
+      }
+    },
+  };
 }
 
 /** The nearest existing ancestor of `parent` must be a writable directory. */

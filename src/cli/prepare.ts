@@ -6,7 +6,7 @@ import { CONVERT_SETTINGS } from '../config/settings.js';
 import { convertSchema, formatIssues } from '../config/schema.js';
 import { backendsFor } from '../adapters/backends.js';
 import { loadTemplates } from '../adapters/templates.js';
-import { prepareContext } from '../commands/prepare.js';
+import { prepareContext } from '../stages/prepare.js';
 import { parsePlatform, type Platform } from '../formats/oci/manifest.js';
 import { classifyInput } from '../stages/input.js';
 import { JsonReporter } from './reporters.js';

@@ -43,6 +43,7 @@ export const BOOT_MODES = ['hybrid', 'bios', 'efi'] as const;
 export const SCSI_CONTROLLERS = ['pvscsi', 'lsilogic', 'lsilogicsas'] as const;
 export const NICS = ['vmxnet3', 'e1000e'] as const;
 export const INIT_SYSTEMS = ['auto', 'systemd', 'openrc'] as const;
+export const BUILDERS = ['docker', 'kaniko'] as const;
 /** `auto` lets the plan choose by --hw-version; the algorithms themselves are the manifest's. */
 export const MANIFEST_DIGEST_CHOICES = ['auto', ...MANIFEST_DIGESTS] as const;
 
@@ -153,6 +154,17 @@ export const CONVERT_SETTINGS = {
     schema: z.coerce.number({ message: '--compress-level must be a number' }).int().min(1, '--compress-level must be 1-9').max(9, '--compress-level must be 1-9'),
   },
   pull: { type: 'boolean', describe: 'Pull the image when it is not present locally (--no-pull to refuse)', default: true, schema: z.boolean() },
+  builder: {
+    type: 'string',
+    describe: 'What builds Dockerfiles and adds packages: the Docker engine, or kaniko run as a container of it (base images from registries only)',
+    choices: BUILDERS,
+    default: 'docker',
+  },
+  'kaniko-image': {
+    type: 'string',
+    describe: 'The kaniko executor image for --builder kaniko (default: $C2V_KANIKO_IMAGE, else gcr.io/kaniko-project/executor:v1.24.0)',
+    schema: z.string().min(1, '--kaniko-image must name an image'),
+  },
   platform: {
     type: 'string',
     describe: 'The image to take from a multi-platform index (registry, OCI layout), as os/architecture[/variant]',

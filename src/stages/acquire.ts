@@ -1,10 +1,18 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { C2vError } from '../errors.js';
+import { parseInstructions, stagesOf } from '../plan/dockerfile-stages.js';
 import type { ImageBackends, ImageBuilder, ImageInfo, ImageSource, PullingSource } from '../adapters/engine.js';
 import type { InputSpec } from './input.js';
 
 export interface AcquireOptions {
   name: string;
   onLog?: (line: string) => void;
+  /**
+   * For a builder that builds once (kaniko): the context with c2v's packages stage appended, as `c2v prepare`
+   * writes it, so the one build yields an image that needs no second one.
+   */
+  prepare?: (input: Extract<InputSpec, { kind: 'dockerfile' }>) => Promise<{ contextDir: string; dockerfile: string }>;
 }
 
 /** The builder an input or step needs, or one line saying there is none. */
@@ -23,7 +31,9 @@ export async function acquireImage(backends: ImageBackends, input: InputSpec, op
   if (input.kind === 'dockerfile') {
     const builder = requireBuilder(backends, `building ${input.dockerfile}`);
     const tag = `c2v-build/${opts.name.toLowerCase()}:latest`;
-    const id = await builder.build({ contextDir: input.contextDir, dockerfile: input.dockerfile, tag, onLog: opts.onLog });
+    const ctx = builder.oneBuild && opts.prepare ? await opts.prepare(input) : input;
+    const fromImages = await externalBases(path.join(ctx.contextDir, ctx.dockerfile));
+    const id = await builder.build({ contextDir: ctx.contextDir, dockerfile: ctx.dockerfile, tag, fromImages, onLog: opts.onLog });
     info = await builder.source.inspect(id);
     if (info) info = { ...info, ref: tag };
   } else {
@@ -43,4 +53,16 @@ export async function acquireImage(backends: ImageBackends, input: InputSpec, op
     throw new C2vError('input', `image ${info.ref} is ${info.os}/${info.architecture}; c2v makes x86-64 VMs only: build it for linux/amd64 (docker build --platform linux/amd64)`);
   }
   return info;
+}
+
+/** The images a Dockerfile's stages build FROM that are not earlier stages. */
+async function externalBases(dockerfile: string): Promise<string[]> {
+  const text = await readFile(dockerfile, 'utf8').catch(() => '');
+  const aliases = new Set<string>();
+  const bases: string[] = [];
+  for (const stage of stagesOf(parseInstructions(text))) {
+    if (!aliases.has(stage.base.toLowerCase())) bases.push(stage.base);
+    if (stage.alias) aliases.add(stage.alias.toLowerCase());
+  }
+  return bases;
 }
