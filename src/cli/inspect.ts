@@ -1,37 +1,30 @@
 import type { Argv } from 'yargs';
 import { C2vError } from '../errors.js';
 import { formatSize } from '../config/size.js';
-import { CONVERT_SETTINGS } from '../config/settings.js';
-import { convertSchema, formatIssues } from '../config/schema.js';
 import os from 'node:os';
 import { backendsFor } from '../adapters/backends.js';
-import { parsePlatform } from '../formats/oci/manifest.js';
 import { classifyInput } from '../stages/input.js';
 import { inspectImage } from '../commands/inspect.js';
 import { JsonReporter } from './reporters.js';
 import type { GlobalFlags } from './global.js';
-import { flagOption } from './flags.js';
+import { imageFlags, parseImageFlags } from './image-flags.js';
 
 export function inspectCommand(y: Argv<GlobalFlags>) {
   return y.command(
     'inspect <image>',
     'Show what c2v sees in an image (distribution, kernel, init, app command, ports) and what convert would add',
     (b) =>
-      b
+      imageFlags(b)
         .positional('image', { type: 'string', describe: 'An image, in any form convert takes (REF, docker-archive:FILE, oci:DIR, docker://REF, ...)' })
-        .option('init', flagOption(CONVERT_SETTINGS.init))
-        .option('platform', flagOption(CONVERT_SETTINGS.platform))
-        .option('insecure-registry', flagOption(CONVERT_SETTINGS['insecure-registry']))
         .strict(),
     async (argv) => {
-      const flags = convertSchema.pick({ init: true, platform: true, insecureRegistry: true }).safeParse({ init: argv.init, platform: argv.platform, insecureRegistry: argv['insecure-registry'] });
-      if (!flags.success) throw new C2vError('usage', formatIssues(flags.error));
+      const flags = parseImageFlags(argv);
       const input = await classifyInput(argv.image as string, { pull: false });
       if (input.kind !== 'image') throw new C2vError('usage', `c2v inspect looks at images, and ${argv.image} is a Dockerfile: build it first, or convert it`);
-      const backends = await backendsFor(input, { platform: parsePlatform(flags.data.platform), insecureRegistries: flags.data.insecureRegistry ?? [], workParent: os.tmpdir() });
+      const backends = await backendsFor(input, { platform: flags.platform, insecureRegistries: flags.insecureRegistries, workParent: os.tmpdir() });
       let r;
       try {
-        r = await inspectImage(backends.source, input.ref, flags.data.init);
+        r = await inspectImage(backends.source, input.ref, flags.init);
       } finally {
         await backends.close?.();
       }

@@ -1,43 +1,35 @@
 import os from 'node:os';
 import path from 'node:path';
 import type { Argv } from 'yargs';
-import { C2vError } from '../errors.js';
-import { CONVERT_SETTINGS } from '../config/settings.js';
-import { convertSchema, formatIssues } from '../config/schema.js';
 import { backendsFor } from '../adapters/backends.js';
 import { loadTemplates } from '../adapters/templates.js';
 import { prepareContext } from '../stages/prepare.js';
-import { parsePlatform, type Platform } from '../formats/oci/manifest.js';
+import type { Platform } from '../formats/oci/manifest.js';
 import { classifyInput } from '../stages/input.js';
 import { JsonReporter } from './reporters.js';
 import type { GlobalFlags } from './global.js';
-import { flagOption } from './flags.js';
+import { imageFlags, parseImageFlags } from './image-flags.js';
 
 export function prepareCommand(y: Argv<GlobalFlags>) {
   return y.command(
     'prepare <input>',
     "Write a build context that adds what a VM needs (kernel, init, networking) to a Dockerfile's image or an image, for any builder",
     (b) =>
-      b
+      imageFlags(b)
         .positional('input', { type: 'string', describe: 'A Dockerfile, a build context directory, or a registry image reference' })
         .option('output', { alias: 'o', type: 'string', demandOption: 'say where to write the context: -o DIR', describe: 'The folder to write (new, or empty)' })
-        .option('init', flagOption(CONVERT_SETTINGS.init))
         .option('ssh', { type: 'boolean', default: false, describe: 'Also install an SSH server (for convert --ssh-key)' })
-        .option('platform', flagOption(CONVERT_SETTINGS.platform))
-        .option('insecure-registry', flagOption(CONVERT_SETTINGS['insecure-registry']))
         .strict(),
     async (argv) => {
-      const flags = convertSchema.pick({ init: true, platform: true, insecureRegistry: true }).safeParse({ init: argv.init, platform: argv.platform, insecureRegistry: argv['insecure-registry'] });
-      if (!flags.success) throw new C2vError('usage', formatIssues(flags.error));
+      const flags = parseImageFlags(argv);
       const input = await classifyInput(argv.input as string, { pull: false });
-      const platform = parsePlatform(flags.data.platform);
       const result = await prepareContext({
         input,
         output: argv.output as string,
-        init: flags.data.init,
+        init: flags.init,
         ssh: Boolean(argv.ssh),
         templates: await loadTemplates(),
-        userOf: (ref) => imageUser(ref, platform, flags.data.insecureRegistry ?? []),
+        userOf: (ref) => imageUser(ref, flags.platform, flags.insecureRegistries),
       });
       const dir = result.dir;
       const tar = `${dir.replace(/\/+$/, '')}.tar`;

@@ -59,6 +59,7 @@ describe('the settings table', () => {
       manifestDigest: 'auto',
       compressLevel: 5,
       pull: true,
+      builder: 'docker',
       platform: 'linux/amd64',
       init: 'auto',
       appService: true,

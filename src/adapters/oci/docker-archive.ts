@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { C2vError } from '../../errors.js';
 import { parseImageConfig } from '../../formats/oci/image-config.js';
-import { formatReference, parseReference } from '../../formats/oci/reference.js';
+import { normalisedReference, pickByIndex } from '../../formats/oci/reference.js';
 import type { ResolvedImage } from './resolved-image.js';
 import type { StoredFiles } from './stored-files.js';
 import { blobDigestOf, checkedBlob } from './blobs.js';
@@ -64,22 +64,10 @@ function chooseEntry<T extends { RepoTags?: string[] | null }>(entries: T[], sel
     if (entries.length === 1) return entries[0];
     throw new C2vError('input', `${describe} holds ${entries.length} images (${entries.map((e) => tags(e)[0] ?? 'untagged').join(', ')}): name one, like ${describe}:${tags(entries[0])[0] ?? '@0'}`);
   }
-  const index = /^@([0-9]+)$/.exec(selector);
-  if (index) {
-    const e = entries[Number(index[1])];
-    if (!e) throw new C2vError('input', `${describe} holds ${entries.length} images; @${index[1]} is not one of them (they count from @0)`);
-    return e;
-  }
-  const want = normalisedTag(selector);
-  const found = entries.find((e) => tags(e).some((t) => t === selector || normalisedTag(t) === want));
+  const picked = pickByIndex(entries, selector, describe);
+  if (picked) return picked;
+  const want = normalisedReference(selector);
+  const found = entries.find((e) => tags(e).some((t) => t === selector || (want !== undefined && normalisedReference(t) === want)));
   if (!found) throw new C2vError('input', `${describe} holds no image tagged ${selector} (it has ${entries.flatMap(tags).join(', ') || 'only untagged images'})`);
   return found;
-}
-
-function normalisedTag(ref: string): string | undefined {
-  try {
-    return formatReference(parseReference(ref));
-  } catch {
-    return undefined;
-  }
 }

@@ -6,7 +6,7 @@
 import { C2vError } from '../../errors.js';
 import { parseImageConfig } from '../../formats/oci/image-config.js';
 import { formatPlatform, parseManifest, selectManifest, type Descriptor, type Platform } from '../../formats/oci/manifest.js';
-import { formatReference, parseReference } from '../../formats/oci/reference.js';
+import { normalisedReference, pickByIndex } from '../../formats/oci/reference.js';
 import { checkedBlob } from './blobs.js';
 import type { ResolvedImage } from './resolved-image.js';
 import type { StoredFiles } from './stored-files.js';
@@ -72,14 +72,10 @@ function chooseEntry(manifests: Descriptor[], selector: string | undefined, plat
     const offered = [...new Set(manifests.flatMap((d) => names(d).slice(0, 1)))];
     throw new C2vError('input', `${describe} holds ${manifests.length} images (${offered.join(', ')}): name one, like ${describe}:${offered[0] ?? '@0'}`);
   }
-  const index = /^@([0-9]+)$/.exec(selector);
-  if (index) {
-    const d = manifests[Number(index[1])];
-    if (!d) throw new C2vError('input', `${describe} lists ${manifests.length} entries; @${index[1]} is not one of them (they count from @0)`);
-    return d;
-  }
-  const want = normalised(selector);
-  const matches = manifests.filter((d) => names(d).some((n) => n === selector || (want !== undefined && normalised(n) === want)));
+  const picked = pickByIndex(manifests, selector, describe);
+  if (picked) return picked;
+  const want = normalisedReference(selector);
+  const matches = manifests.filter((d) => names(d).some((n) => n === selector || (want !== undefined && normalisedReference(n) === want)));
   if (matches.length === 0) {
     const offered = [...new Set(manifests.flatMap(names))];
     throw new C2vError('input', `${describe} holds no image named ${selector} (it has ${offered.join(', ') || 'only unnamed images'})`);
@@ -88,12 +84,4 @@ function chooseEntry(manifests: Descriptor[], selector: string | undefined, plat
   const chosen = selectManifest(matches, platform, `${describe}:${selector}`);
   if (!chosen) throw new C2vError('input', `${describe}:${selector} has no ${formatPlatform(platform)} image`);
   return chosen;
-}
-
-function normalised(ref: string): string | undefined {
-  try {
-    return formatReference(parseReference(ref));
-  } catch {
-    return undefined;
-  }
 }

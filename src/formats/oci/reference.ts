@@ -79,3 +79,24 @@ export function isLoopbackRegistry(registry: string): boolean {
   const host = registry.replace(/:[0-9]+$/, '').replace(/^\[(.*)\]$/, '$1');
   return host === 'localhost' || host === '::1' || /^127\.[0-9]+\.[0-9]+\.[0-9]+$/.test(host);
 }
+
+/** The reference in full, for comparing two spellings of it; undefined when it is not a reference. */
+export function normalisedReference(ref: string): string | undefined {
+  try {
+    return formatReference(parseReference(ref));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * `@N` picks the N-th image of an archive or layout (containers-transports(5)); undefined when the selector is a
+ * name. Throws when N is past the end.
+ */
+export function pickByIndex<T>(list: readonly T[], selector: string, describe: string): T | undefined {
+  const m = /^@([0-9]+)$/.exec(selector);
+  if (!m) return undefined;
+  const item = list[Number(m[1])];
+  if (item === undefined) throw new C2vError('input', `${describe} holds ${list.length} images; @${m[1]} is not one of them (they count from @0)`);
+  return item;
+}
