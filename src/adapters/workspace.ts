@@ -165,10 +165,10 @@ export class Workspace {
     }
   }
 
-  private async moveInto(from: string, to: string): Promise<void> {
+  private async moveInto(from: string, to: string, copy = false): Promise<void> {
     await makeDirs(path.dirname(to));
     const existing = await stat(to).catch(() => undefined);
-    const staged = await this.stageBeside(from, to);
+    const staged = await this.stageBeside(from, to, copy);
     try {
       if (existing?.isDirectory()) {
         const old = `${to}.c2v-old-${process.pid}`;
@@ -183,6 +183,13 @@ export class Workspace {
       } else {
         await rename(staged.path, to);
       }
+    } catch (e) {
+      // Two bind mounts of one filesystem share st_dev, yet rename(2) between them fails: copy after all.
+      if ((e as NodeJS.ErrnoException).code === 'EXDEV' && !copy) {
+        await staged.discard();
+        return this.moveInto(from, to, true);
+      }
+      throw e;
     } finally {
       await staged.discard();
     }
@@ -192,9 +199,9 @@ export class Workspace {
    * `from` itself when it can be renamed to `to`; else a copy beside `to` (under a temporary name that an
    * interrupt or a failure removes again).
    */
-  private async stageBeside(from: string, to: string): Promise<{ path: string; discard: () => Promise<void> }> {
+  private async stageBeside(from: string, to: string, copy: boolean): Promise<{ path: string; discard: () => Promise<void> }> {
     const [src, dst] = await Promise.all([stat(from), stat(path.dirname(to))]);
-    if (src.dev === dst.dev) return { path: from, discard: async () => {} };
+    if (src.dev === dst.dev && !copy) return { path: from, discard: async () => {} };
     const staged = path.join(path.dirname(to), `.${path.basename(to)}.c2v-partial-${process.pid}`);
     debug('%s is on another filesystem than %s: copying', this.dir, path.dirname(to));
     const unregister = registerCleanup(`partial ${staged}`, () => rm(staged, { recursive: true, force: true }), () => removeDirSync(staged));

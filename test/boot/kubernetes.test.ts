@@ -26,7 +26,7 @@ const MiB = 2 ** 20;
 const mib = (n?: number) => (n === undefined ? '?' : `${(n / MiB).toFixed(0)} MiB`);
 function describePod(pod: PodRun): string {
   const lines = pod.containers.map((c) => `  ${c.name}: exit ${c.exitCode}, ${c.seconds.toFixed(1)} s, peak anon ${mib(c.peakAnonBytes)}, cgroup peak ${mib(c.peakMemoryBytes)}, rootfs ${mib(c.rootfsBytes)}`);
-  const dirs = Object.entries(pod.emptyDirs).map(([n, e]) => `  emptyDir ${n}: peak ${mib(e.peakBytes)}`);
+  const dirs = [...Object.entries(pod.emptyDirs).map(([n, e]) => `  emptyDir ${n}: peak ${mib(e.peakBytes)}`), ...Object.entries(pod.givenVolumes).map(([n, e]) => `  volume ${n}: peak ${mib(e.peakBytes)}`)];
   return [`${pod.job}${pod.index === undefined ? '' : `[${pod.index}]`}: ${pod.seconds.toFixed(1)} s`, ...lines, ...dirs].join('\n');
 }
 function failure(pod: PodRun): string {
@@ -90,6 +90,7 @@ describe.skipIf(!hasKaniko)(`Kubernetes Jobs run as written${hasKaniko ? '' : ' 
     const out = outDir('job-missing');
     const pod = await runJobPod(JOB, { images, volumes: { out }, env: { APP_IMAGE: `${registry.host}/team/missing:1`, APP_USER: '', APP_NAME: 'missing' } });
     pod.cleanup();
+    process.stderr.write(`job.yaml, missing image: ${pod.containers.map((c) => `${c.name} exit ${c.exitCode}`).join(', ')}: ${pod.containers.at(-1)?.errorLine}\n`);
     expect(pod.ok).toBe(false);
     expect(pod.containers.map((c) => [c.name, c.exitCode])).toEqual([['prepare', 0], ['build', 1]]);
     expect(pod.containers[1].errorLine).toMatch(/error building image.*team\/missing/i);

@@ -60,8 +60,8 @@ describe('bad input', () => {
     await expectFailure(['convert', path.join(ctx, 'Dockerfile')], 5, /Dockerfile build failed: .*returned a non-zero code: 42/);
   }, 300_000);
 
-  it('an image without a kernel of a distribution c2v has no template for, saying what to do', async () => {
-    await expectFailure(['convert', 'c2v-test/no-distro:1', '--no-pull'], 3, /no template for an unknown distribution .*add a kernel and an init to the image yourself/);
+  it('an image without a kernel of a distribution c2v has no packages step for, saying what to do', async () => {
+    await expectFailure(['convert', 'c2v-test/no-distro:1', '--no-pull'], 3, /no packages step for an unknown distribution .*add a kernel and an init to the image yourself/);
   }, 300_000);
 
   it('a --disk-size too small for the content', async () => {

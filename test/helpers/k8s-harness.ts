@@ -10,8 +10,10 @@ import { parseAllDocuments } from 'yaml';
  * workingDir, volume mounts, the pod's and the container's securityContext, memory and CPU limits). The manifest is
  * the single source: a test substitutes only images (by a map) and env values (by variable name). Anything in the
  * pod spec the harness cannot honour is refused rather than ignored, so a passing test means the manifest as
- * written works. Not modelled: scheduling, probes, restarts (restartPolicy Never is required), image pulls (local
- * images only: a missing one fails at once, as ErrImageNeverPull would).
+ * written works. Not modelled: scheduling, probes, retries (backoffLimit; restartPolicy Never is required), image
+ * pulls (local images only: a missing one fails at once, as ErrImageNeverPull would), and storage limits, which are
+ * checked after the fact (emptyDir sizeLimit against the peak sampled, a container's ephemeral-storage limit against
+ * its writable layer) and reported as violations, where the kubelet would evict the pod.
  */
 
 /** The images the examples name: c2v's published image and upstream kaniko's executor. */
@@ -65,6 +67,8 @@ export interface PodRun {
   containers: ContainerRun[];
   /** emptyDir volumes: host folder, and the peak of the blocks allocated in it while the pod ran. */
   emptyDirs: Record<string, { dir: string; peakBytes: number; sizeLimitBytes?: number }>;
+  /** The same for the volumes opts.volumes gave (a PVC); one shared by pods running at once counts them all. */
+  givenVolumes: Record<string, { dir: string; peakBytes: number }>;
   /** What would have been refused or evicted on a real node (an emptyDir over its sizeLimit, a writable layer over its limit). */
   violations: string[];
   /** Removes the emptyDir and configMap folders. */
@@ -257,6 +261,7 @@ async function runPod(ctx: PodContext): Promise<PodRun> {
     seconds: 0,
     containers: [],
     emptyDirs: volumes.emptyDirs,
+    givenVolumes: volumes.given,
     violations: [],
     cleanup: () => rmSync(tmp, { recursive: true, force: true }),
   };
@@ -284,6 +289,7 @@ async function runPod(ctx: PodContext): Promise<PodRun> {
 function prepareVolumes(ctx: PodContext, volumes: Obj[], tmp: string, fsGroup?: number) {
   const mounts = new Map<string, string>();
   const emptyDirs: PodRun['emptyDirs'] = {};
+  const given: PodRun['givenVolumes'] = {};
   // The kubelet hands the pod's volumes to fsGroup: group-owned, group-writable, setgid directories.
   const toGroup = (p: string, dirMode: number) => {
     if (fsGroup === undefined) return;
@@ -311,13 +317,14 @@ function prepareVolumes(ctx: PodContext, volumes: Obj[], tmp: string, fsGroup?: 
       chmodSync(host, 0o755);
       mounts.set(v.name, host);
     } else {
-      const given = ctx.opts.volumes?.[v.name];
-      if (!given) throw new Error(`k8s-harness: volume ${v.name} (${Object.keys(v).filter((k) => k !== 'name').join(', ')}) needs a host folder in opts.volumes`);
-      toGroup(given, statSync(given).mode & 0o7777);
-      mounts.set(v.name, given);
+      const dir = ctx.opts.volumes?.[v.name];
+      if (!dir) throw new Error(`k8s-harness: volume ${v.name} (${Object.keys(v).filter((k) => k !== 'name').join(', ')}) needs a host folder in opts.volumes`);
+      toGroup(dir, statSync(dir).mode & 0o7777);
+      given[v.name] = { dir, peakBytes: 0 };
+      mounts.set(v.name, dir);
     }
   }
-  return { mounts, emptyDirs };
+  return { mounts, emptyDirs, given };
 }
 
 async function imageUser(image: string): Promise<string> {
@@ -406,7 +413,7 @@ async function runContainer(ctx: PodContext, c: Obj, init: boolean, podSecurity:
         if (peak !== undefined && !Number.isNaN(peak)) peakMemoryBytes = Math.max(peakMemoryBytes ?? 0, peak);
         if (anon !== undefined) peakAnonBytes = Math.max(peakAnonBytes ?? 0, anon);
       }
-      for (const e of Object.values(pod.emptyDirs)) e.peakBytes = Math.max(e.peakBytes, allocatedBytes(e.dir));
+      for (const e of [...Object.values(pod.emptyDirs), ...Object.values(pod.givenVolumes)]) e.peakBytes = Math.max(e.peakBytes, allocatedBytes(e.dir));
     };
     sample();
     sampler = setInterval(sample, opts.sampleMs ?? 200);
