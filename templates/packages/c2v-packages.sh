@@ -300,13 +300,18 @@ append_once() { # path pattern line
 
 # sh has no local variables: the helpers below prefix theirs, so that a caller's loop variable survives the call.
 
+# "a (or b) (or c)": the names a dry run would try, in order.
+alternatives() { # name...
+  al_out=$1
+  shift
+  for al_n in "$@"; do al_out="$al_out (or $al_n)"; done
+  printf '%s' "$al_out"
+}
+
 # Enables the first unit systemctl accepts: unit names differ between distributions (ssh/sshd, open-vm-tools/vmtoolsd).
 systemd_enable() { # unit...
   if [ "$DRY" = 1 ]; then
-    se_alts=$1
-    shift
-    for se_u in "$@"; do se_alts="$se_alts (or $se_u)"; done
-    say "dry run: would run: systemctl enable $se_alts"
+    say "dry run: would run: systemctl enable $(alternatives "$@")"
     return 0
   fi
   while [ $# -gt 1 ]; do
@@ -332,10 +337,7 @@ rc_add() { # runlevel service...
   done
   # In a dry run the packages that bring the init scripts were never installed.
   if [ "$DRY" = 1 ]; then
-    rc_alts=$1
-    shift
-    for rc_s in "$@"; do rc_alts="$rc_alts (or $rc_s)"; done
-    say "dry run: would run: rc-update add $rc_alts $rc_lvl"
+    say "dry run: would run: rc-update add $(alternatives "$@") $rc_lvl"
     return 0
   fi
   return 1

@@ -138,6 +138,15 @@ async function mkfs(tar: Readable, img: string, env: NodeJS.ProcessEnv = process
   return { code: code ?? -1, log };
 }
 
+/** A filtered tar made into an ext4 image in a new folder, which the caller removes; mke2fs must succeed. */
+async function mkfsInNewDir(tar: Buffer, prefix: string): Promise<{ work: string; img: string }> {
+  const work = mkdtempSync(join(tmpdir(), prefix));
+  const img = join(work, 'fs.img');
+  const { code, log } = await mkfs(Readable.from([tar]), img);
+  expect(code, log).toBe(0);
+  return { work, img };
+}
+
 function debugfs(img: string, request: string): string {
   return execFileSync(DEBUGFS, ['-R', request, img], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
@@ -388,10 +397,7 @@ describe('filterRootfs on a docker-export-like stream', () => {
     let img: string;
 
     beforeAll(async () => {
-      work = mkdtempSync(join(tmpdir(), 'c2v-rootfs-'));
-      img = join(work, 'fs.img');
-      const { code, log } = await mkfs(Readable.from([out]), img);
-      expect(code, log).toBe(0);
+      ({ work, img } = await mkfsInNewDir(out, 'c2v-rootfs-'));
     });
     afterAll(() => rmSync(work, { recursive: true, force: true }));
 
@@ -824,10 +830,7 @@ describe('filterRootfs adds symlinks and directories and edits guest files', () 
   beforeAll(async () => {
     ({ tar, info } = await runFilter(addDockerTypeBits(await packTar(input())), fixes));
     entries = await readTar(tar);
-    work = mkdtempSync(join(tmpdir(), 'c2v-rootfs-edits-'));
-    img = join(work, 'fs.img');
-    const { code, log } = await mkfs(Readable.from([tar]), img);
-    expect(code, log).toBe(0);
+    ({ work, img } = await mkfsInNewDir(tar, 'c2v-rootfs-edits-'));
   });
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
