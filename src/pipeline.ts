@@ -261,6 +261,7 @@ async function buildDisk(disk: DiskPlan, run: Run, ws: Workspace, stages: StageR
       kernelCmdline: disk.boot.kernelCmdline || undefined,
       extraFiles: disk.guest.additions,
       edits: disk.guest.edits,
+      leaveOut: disk.guest.leaveOut ? new RegExp(disk.guest.leaveOut) : undefined,
       mtimeClamp: disk.epoch,
       onProgress,
       templates: run.templates,

@@ -18,6 +18,8 @@ export const TOOL_PACKAGES: Record<string, string> = {
   'qemu-system-x86_64': 'qemu-system-x86',
   'qemu-img': 'qemu-utils',
   xmllint: 'libxml2-utils',
+  genisoimage: 'genisoimage',
+  xorriso: 'xorriso',
   zstd: 'zstd',
 };
 

@@ -75,14 +75,29 @@ export type Firmware = 'bios' | 'efi';
 export type DiskBus = 'pvscsi' | 'lsi' | 'ahci' | 'virtio';
 export type NicModel = 'vmxnet3' | 'e1000e' | 'virtio';
 
+/** QEMU's own default NIC address, given explicitly so that an OVF environment can name it. */
+export const DEFAULT_MAC = '52:54:00:12:34:56';
+
 export interface BootRequest {
   disk: string;
-  format?: 'vmdk' | 'raw';
+  format?: 'vmdk' | 'raw' | 'qcow2';
+  /**
+   * Default true: the guest's writes go to a throw-away overlay. False lets a test boot the same disk twice and
+   * see what the first boot changed.
+   */
+  snapshot?: boolean;
+  /** An ISO for a CD-ROM drive (an OVF environment, for one). */
+  cdrom?: string;
   firmware: Firmware;
   bus: DiskBus;
   nic?: NicModel;
-  /** host port -> guest port forwards on the user-mode network. */
-  forwards?: { host: number; guest: number }[];
+  /** Default DEFAULT_MAC. */
+  mac?: string;
+  /**
+   * host port -> guest port forwards on the user-mode network; to the address QEMU's DHCP hands out (10.0.2.15)
+   * unless the guest configured another, static one.
+   */
+  forwards?: { host: number; guest: number; guestAddress?: string }[];
   memoryMiB?: number;
   cpus?: number;
   /** The boot passes when a serial console line matches this. */
@@ -109,6 +124,11 @@ export const OVMF = {
   vars: '/usr/share/OVMF/OVMF_VARS_4M.fd',
 };
 
+/** QEMU splits options at commas; a comma in a path is written twice. */
+function optValue(value: string): string {
+  return value.replace(/,/g, ',,');
+}
+
 export function qemuArgs(req: BootRequest, varsPath: string | undefined, accel: string): string[] {
   // One vCPU by default: under TCG, a second vCPU makes firmware and GRUB (which switch to real mode for every
   // disk read) crawl; a 9 s kernel load became several minutes.
@@ -118,7 +138,7 @@ export function qemuArgs(req: BootRequest, varsPath: string | undefined, accel: 
     args.push('-drive', `if=pflash,format=raw,readonly=on,file=${OVMF.code}`, '-drive', `if=pflash,format=raw,file=${varsPath}`);
   }
   // snapshot=on: a boot test never changes the artefact it checks.
-  args.push('-drive', `file=${req.disk},format=${req.format ?? 'vmdk'},if=none,id=disk0,snapshot=on`);
+  args.push('-drive', `file=${optValue(req.disk)},format=${req.format ?? 'vmdk'},if=none,id=disk0${req.snapshot === false ? '' : ',snapshot=on'}`);
   switch (req.bus) {
     case 'pvscsi':
       args.push('-device', 'pvscsi,id=scsi0', '-device', 'scsi-hd,drive=disk0,bus=scsi0.0,bootindex=0');
@@ -133,8 +153,12 @@ export function qemuArgs(req: BootRequest, varsPath: string | undefined, accel: 
       args.push('-device', 'virtio-blk-pci,drive=disk0,bootindex=0');
       break;
   }
-  const fwd = (req.forwards ?? []).map((f) => `,hostfwd=tcp:127.0.0.1:${f.host}-:${f.guest}`).join('');
-  args.push('-netdev', `user,id=net0${fwd}`, '-device', `${req.nic ?? 'vmxnet3'},netdev=net0`);
+  if (req.cdrom) {
+    // On q35's own AHCI controller whatever the disk's bus: port 0 is the AHCI disk's, so the CD takes port 1.
+    args.push('-drive', `file=${optValue(req.cdrom)},format=raw,media=cdrom,if=none,id=cd0,readonly=on`, '-device', 'ide-cd,drive=cd0,bus=ide.1');
+  }
+  const fwd = (req.forwards ?? []).map((f) => `,hostfwd=tcp:127.0.0.1:${f.host}-${f.guestAddress ?? ''}:${f.guest}`).join('');
+  args.push('-netdev', `user,id=net0${fwd}`, '-device', `${req.nic ?? 'vmxnet3'},netdev=net0,mac=${req.mac ?? DEFAULT_MAC}`);
   return args;
 }
 

@@ -19,6 +19,7 @@ export function prepareCommand(y: Argv<GlobalFlags>) {
         .positional('input', { type: 'string', describe: 'A Dockerfile, a build context directory, or a registry image reference' })
         .option('output', { alias: 'o', type: 'string', demandOption: 'say where to write the context: -o DIR', describe: 'The folder to write (new, or empty)' })
         .option('ssh', { type: 'boolean', default: false, describe: 'Also install an SSH server (for convert --ssh-key)' })
+        .option('cloud-init', { type: 'boolean', default: false, describe: 'Also install cloud-init (for convert --cloud-init)' })
         .strict(),
     async (argv) => {
       const flags = parseImageFlags(argv);
@@ -28,6 +29,7 @@ export function prepareCommand(y: Argv<GlobalFlags>) {
         output: argv.output as string,
         init: flags.init,
         ssh: Boolean(argv.ssh),
+        cloudInit: Boolean(argv.cloudInit),
         templates: await loadTemplates(),
         userOf: (ref) => imageUser(ref, flags.platform, flags.insecureRegistries),
       });

@@ -1,12 +1,15 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { C2vError } from '../errors.js';
 import { readBody, readTar, textOf } from '../formats/tar/index.js';
-import { bootUntil, type Accel, type DiskBus, type Firmware, type NicModel } from '../adapters/qemu.js';
+import { buildOvfEnvironment, environmentFor, OVF_ENV_FILE, OVF_ENV_VOLUME } from '../formats/ovf-env.js';
+import { makeIso } from '../adapters/iso.js';
+import { growCopy } from '../adapters/qemu-img.js';
+import { bootUntil, DEFAULT_MAC, type Accel, type BootRequest, type DiskBus, type Firmware, type NicModel } from '../adapters/qemu.js';
 import { readOvfHardware, type OvfHardware } from '../plan/ovf-read.js';
 
 export interface VerifyRequest {
@@ -14,7 +17,24 @@ export interface VerifyRequest {
   firmware: Firmware[];
   http?: { port: number; text?: string };
   timeoutSeconds: number;
+  /** An OVF environment document for the guest, on a CD-ROM as vSphere's `iso` transport gives it. */
+  ovfEnvFile?: string;
+  /**
+   * Values for the properties the OVF declares: the guest gets every declared property on a CD-ROM, with these
+   * values or else the defaults, as vSphere would. A key the OVF does not declare fails before any boot.
+   */
+  properties?: Readonly<Record<string, string>>;
+  /** Boot a copy of the disk grown by this many bytes, as after an admin enlarged it in vSphere. */
+  growBytes?: number;
+  /** Every serial console line of every boot, as it arrives. */
   onLine?: (line: string) => void;
+}
+
+export interface VerifyEnvironment {
+  /** The number of properties in the environment document. */
+  properties: number;
+  /** The --ovf-env file, or absent when built from the OVA's declared properties. */
+  file?: string;
 }
 
 export interface VerifyResult {
@@ -25,6 +45,11 @@ export interface VerifyResult {
   bootSeconds: number;
   httpSeconds?: number;
   httpBody?: string;
+  ovfEnvironment?: VerifyEnvironment;
+  /** The grown disk: by how much, and its size after. */
+  disk?: { grownBy: number; bytes: number };
+  /** What the guest printed on its serial console until it reached its target (onLine sees the rest too). */
+  serial: string;
 }
 
 /** The default target seen on the serial console: systemd's own report, or the serial login prompt. */
@@ -40,7 +65,11 @@ export function devicesFor(hw: OvfHardware, firmware: Firmware): { bus: DiskBus;
   return { bus, nic };
 }
 
-async function extractOva(ova: string, dir: string): Promise<{ ovf: string; disk: string }> {
+/**
+ * Unpacks the descriptor and the disk. `check` sees the descriptor as soon as it is read (it comes first in an
+ * OVA), so that a mistake it finds stops the run before gigabytes of disk are copied.
+ */
+async function extractOva(ova: string, dir: string, check: (ovf: string) => void): Promise<{ ovf: string; disk: string }> {
   let ovf: string | undefined;
   const disks = new Map<string, string>();
   try {
@@ -48,6 +77,7 @@ async function extractOva(ova: string, dir: string): Promise<{ ovf: string; disk
       const name = path.basename(textOf(entry.header.name));
       if (name.endsWith('.ovf')) {
         ovf = (await readBody(entry)).toString('utf8');
+        check(ovf);
       } else if (name.endsWith('.vmdk')) {
         const to = path.join(dir, name);
         await pipeline(entry.body, createWriteStream(to));
@@ -55,6 +85,7 @@ async function extractOva(ova: string, dir: string): Promise<{ ovf: string; disk
       }
     }
   } catch (e) {
+    if (e instanceof C2vError && e.code === 'usage') throw e;
     throw new C2vError('input', `${ova} is not a readable OVA (tar): ${(e as Error).message}`, { cause: e });
   }
   if (!ovf) throw new C2vError('input', `${ova} has no .ovf descriptor`);
@@ -91,22 +122,68 @@ async function waitForHttp(port: number, text: string | undefined, deadline: num
   throw new C2vError('input', `the guest's port did not answer${text ? ` with "${text}"` : ''} in time (last: ${last})`);
 }
 
+/** What the guest is handed on its CD-ROM: the --ovf-env file, or the environment built from --property. */
+type EnvironmentSource = { kind: 'file'; xml: Buffer; file: string; properties: number } | { kind: 'built'; properties: { key: string; value: string }[] };
+
+async function readEnvironmentFile(file: string): Promise<EnvironmentSource> {
+  let xml: Buffer;
+  try {
+    xml = await readFile(file);
+  } catch (e) {
+    throw new C2vError('input', `--ovf-env ${file} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): name an OVF environment document (ovf-env.xml)`);
+  }
+  const properties = xml.toString('utf8').match(/<(?:[\w.-]+:)?Property\b/g)?.length ?? 0;
+  return { kind: 'file', xml, file, properties };
+}
+
+/** The ISO vSphere's `iso` transport would attach, in `dir`. */
+async function environmentIso(env: EnvironmentSource, network: string, dir: string): Promise<string> {
+  const xml =
+    env.kind === 'file'
+      ? env.xml
+      : buildOvfEnvironment({
+          properties: env.properties,
+          adapters: [{ mac: DEFAULT_MAC, network }],
+          platform: { kind: 'QEMU', version: 'c2v verify', vendor: 'c2v' },
+        });
+  const iso = path.join(dir, 'ovf-env.iso');
+  await makeIso([{ name: OVF_ENV_FILE, content: xml }], iso, OVF_ENV_VOLUME);
+  return iso;
+}
+
 /** Boots the OVA's disk on the devices its OVF declares, once per firmware, and checks what was asked. */
 export async function verifyOva(req: VerifyRequest): Promise<VerifyResult[]> {
+  if (req.ovfEnvFile !== undefined && req.properties !== undefined) {
+    throw new C2vError('usage', '--ovf-env and --property do not go together: give the whole environment as a file, or values for the OVA\'s properties');
+  }
+  let env: EnvironmentSource | undefined = req.ovfEnvFile !== undefined ? await readEnvironmentFile(req.ovfEnvFile) : undefined;
   const dir = await mkdtemp(path.join(os.tmpdir(), 'c2v-verify-'));
   try {
-    const { ovf, disk } = await extractOva(req.ova, dir);
+    const { ovf, disk } = await extractOva(req.ova, dir, (descriptor) => {
+      if (req.properties) env = { kind: 'built', properties: environmentFor(readOvfHardware(descriptor).properties, req.properties) };
+    });
     const hw = readOvfHardware(ovf);
+    const cdrom = env ? await environmentIso(env, hw.network ?? 'VM Network', dir) : undefined;
+    const ovfEnvironment: VerifyEnvironment | undefined = env && (env.kind === 'file' ? { properties: env.properties, file: env.file } : { properties: env.properties.length });
+    let boot: Pick<BootRequest, 'disk' | 'format'> = { disk, format: 'vmdk' };
+    let grown: VerifyResult['disk'];
+    if (req.growBytes) {
+      const copy = path.join(dir, 'grown.qcow2');
+      grown = { grownBy: req.growBytes, bytes: await growCopy(disk, copy, req.growBytes) };
+      boot = { disk: copy, format: 'qcow2' };
+    }
     const results: VerifyResult[] = [];
     for (const firmware of req.firmware) {
       const { bus, nic } = devicesFor(hw, firmware);
       const hostPort = req.http ? await freePort() : undefined;
       const t0 = Date.now();
-      const boot = await bootUntil({
-        disk,
+      const vm = await bootUntil({
+        ...boot,
+        cdrom,
         firmware,
         bus,
         nic,
+        mac: DEFAULT_MAC,
         memoryMiB: Math.min(hw.memoryMiB ?? 1024, 4096),
         forwards: req.http && hostPort ? [{ host: hostPort, guest: req.http.port }] : [],
         marker: BOOTED,
@@ -114,10 +191,13 @@ export async function verifyOva(req: VerifyRequest): Promise<VerifyResult[]> {
         onLine: req.onLine,
       });
       try {
-        // Reaching the target is not enough: a failed fsck or mount still lets the boot get there.
-        const failed = [...boot.serial.matchAll(/\[FAILED\] Failed to (?:start|mount|activate) (.+?)\.?$/gm)].map((m) => m[1].trim());
+        // Reaching the target is not enough: a failed fsck or mount still lets the boot get there. systemd says so
+        // on /dev/console ([FAILED]) or, where that is tty0 (c2v's appliances), in the journal c2v forwards to ttyS0.
+        const failed = [...new Set([...vm.serial.matchAll(/(?:\[FAILED\] |systemd\[1\]: )Failed to (?:start|mount|activate) (.+?)\.?$/gm)].map((m) => m[1].trim()))];
         if (failed.length) throw new C2vError('input', `${firmware.toUpperCase()} boot reached its target with failed units: ${failed.join('; ')}`);
-        const result: VerifyResult = { firmware, bus, nic, accel: boot.accel, bootSeconds: boot.seconds };
+        const result: VerifyResult = { firmware, bus, nic, accel: vm.accel, bootSeconds: vm.seconds, serial: vm.serial };
+        if (ovfEnvironment) result.ovfEnvironment = ovfEnvironment;
+        if (grown) result.disk = grown;
         if (req.http && hostPort) {
           const h0 = Date.now();
           result.httpBody = await waitForHttp(hostPort, req.http.text, t0 + req.timeoutSeconds * 1000);
@@ -125,7 +205,7 @@ export async function verifyOva(req: VerifyRequest): Promise<VerifyResult[]> {
         }
         results.push(result);
       } finally {
-        await boot.stop();
+        await vm.stop();
       }
     }
     return results;

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { parseSize } from './size.js';
 import { DEFAULT_COMPRESS_LEVEL } from '../formats/vmdk.js';
 import { MANIFEST_DIGESTS } from '../formats/manifest.js';
+import { parsePropertyHelp, parsePropertySpec, PropertyError } from '../plan/properties.js';
 import { DEFAULT_HW_VERSION, describeHardwareVersions, hardwareVersion, HARDWARE_VERSIONS } from '../plan/vsphere-hardware.js';
 
 /**
@@ -91,6 +92,23 @@ const command = z
     return argv;
   });
 
+/** A repeatable flag: one value or several, each parsed; a parse error becomes the flag's message. */
+function repeated<T>(parse: (text: string) => T) {
+  return z.union([z.string(), z.array(z.string())]).transform((v, ctx) => {
+    const out: T[] = [];
+    for (const text of Array.isArray(v) ? v : [v]) {
+      try {
+        out.push(parse(text));
+      } catch (e) {
+        if (!(e instanceof PropertyError)) throw e;
+        ctx.addIssue({ code: 'custom', message: e.message });
+        return z.NEVER;
+      }
+    }
+    return out;
+  });
+}
+
 /** In `--help` order; the schema keeps the same order. */
 export const CONVERT_SETTINGS = {
   input: {
@@ -133,6 +151,12 @@ export const CONVERT_SETTINGS = {
   network: { type: 'string', describe: 'Name of the network the NIC connects to', default: 'VM Network', schema: z.string().min(1, '--network must not be empty') },
   scsi: { type: 'string', describe: 'Disk controller', choices: SCSI_CONTROLLERS, default: 'pvscsi' },
   nic: { type: 'string', describe: 'Network adapter', choices: NICS, default: 'vmxnet3' },
+  serial: {
+    type: 'boolean',
+    describe: 'Add a serial port to the VM (not connected at power on: choose its backing, such as a network serial port, in vSphere)',
+    default: false,
+    schema: z.boolean(),
+  },
   'hw-version': {
     type: 'number',
     describe: 'Virtual hardware version (vmx-NN)',
@@ -186,6 +210,23 @@ export const CONVERT_SETTINGS = {
     type: 'string',
     describe: 'Public key file to authorize for root over SSH (adds openssh-server)',
     schema: z.string().min(1, '--ssh-key must name a public key file'),
+  },
+  ssh: { type: 'boolean', describe: "Install an SSH server, so that root's keys can be given at deploy time (implied by --ssh-key)", default: false, schema: z.boolean() },
+  'cloud-init': {
+    type: 'boolean',
+    describe: "Install cloud-init (OVF and VMware datasources) instead of c2v's guest agent: deploy-time settings then are cloud-init's OVF properties",
+    default: false,
+    schema: z.boolean(),
+  },
+  property: {
+    type: 'string',
+    describe: "A deploy-time setting for the app, NAME[:TYPE][=DEFAULT] (TYPE string, password, int or bool): an OVF property the app gets as $NAME; repeat for more",
+    schema: repeated((t) => parsePropertySpec(t)),
+  },
+  'property-help': {
+    type: 'string',
+    describe: 'NAME=TEXT: the description the deploy wizard shows for a --property; repeat for more',
+    schema: repeated(parsePropertyHelp),
   },
   'root-password-hash': {
     type: 'string',

@@ -46,6 +46,8 @@ export interface RootfsFixes {
   edits?: GuestEdit[];
   /** Computed after the last input entry (grub.cfg depends on the kernels seen), appended after extraFiles. */
   finalFiles?: (info: RootfsInfo) => RootfsFile[];
+  /** Files of the image left out, by path without the leading '/' (SSH host keys every VM must make its own). */
+  leaveOut?: RegExp;
   /** Directories created 0755 root when the stream has none at that path (e.g. 'boot/efi'). */
   ensureDirs?: string[];
   /** Seconds: entries newer than this get this mtime (and pax atime/ctime), for reproducible images. */
@@ -175,6 +177,7 @@ class RootfsFilter extends Transform {
       DROPPED.has(key) ||
       key.startsWith('boot/boot/') ||
       (key.startsWith('dev/') && kind === 'file') ||
+      (kind !== 'dir' && this.fixes.leaveOut?.test(key)) ||
       (kind === 'hardlink' && this.tree.wasDropped(target))
     ) {
       return this.discard(key, 'not wanted in a VM');

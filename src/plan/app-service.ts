@@ -46,7 +46,7 @@ function appDescription(source: string): string {
 }
 
 /** The wrapper at APP_WRAPPER_PATH: ENV entries that are not valid sh names are left out, as sh could not set them. */
-export function appWrapper(cmd: ImageCommand, argv: string[], source: string, templates: Pick<Templates, 'appRun'>): string {
+export function appWrapper(cmd: ImageCommand, argv: string[], source: string, templates: Pick<Templates, 'appRun'>, deployEnv = ''): string {
   const env: TemplateValue[] = [];
   for (const kv of cmd.env) {
     const eq = kv.indexOf('=');
@@ -55,7 +55,7 @@ export function appWrapper(cmd: ImageCommand, argv: string[], source: string, te
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) continue;
     env.push({ key, value: kv.slice(eq + 1) });
   }
-  return renderTemplate(templates.appRun, { source: oneLine(source), env, workingDir: cmd.workingDir || '/', argv });
+  return renderTemplate(templates.appRun, { source: oneLine(source), env, deployEnv, workingDir: cmd.workingDir || '/', argv });
 }
 
 /** "1000", "app", "app:staff", "1000:1000" -> user and optional group, as docker accepts them. */

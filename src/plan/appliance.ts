@@ -19,6 +19,8 @@ export interface ImageProbe {
   init: InitSystem | 'other' | 'none';
   /** Whether an SSH server is installed. */
   hasSshd?: boolean;
+  /** Whether cloud-init is installed. */
+  hasCloudInit?: boolean;
   /** What c2v's packages step recorded (/etc/c2v/packages); undefined when the image never went through it. */
   packages?: string[];
 }
@@ -31,6 +33,10 @@ export interface ApplianceRequest {
   appService: boolean;
   cmdOverride?: string[];
   sshAuthorizedKeys?: string;
+  /** An SSH server for keys given at deploy time (--ssh); keys given now imply it. */
+  ssh?: boolean;
+  /** cloud-init in place of c2v's guest agent (--cloud-init). */
+  cloudInit?: boolean;
   templates: Templates;
 }
 
@@ -50,9 +56,10 @@ export interface AppliancePlan {
   installInit: boolean;
   installNetwork: boolean;
   ssh: boolean;
+  cloudInit: boolean;
   /** The app command the service will run (written at conversion time, listed here to say what comes). */
   appArgv?: string[];
-  /** C2V_INIT, C2V_SSH and C2V_USER: the choices the stage takes, with the image's USER to restore after it. */
+  /** C2V_INIT, C2V_SSH, C2V_CLOUD_INIT and C2V_USER: the choices the stage takes, with the image's USER to restore after it. */
   buildArgs: Record<string, string>;
   /** The build context besides the Dockerfile, under PACKAGES_CONTEXT_DIR. */
   files: ContextFile[];
@@ -89,8 +96,10 @@ export function planAppliance(req: ApplianceRequest): AppliancePlan | undefined 
   const wantsInit: InitSystem | undefined = req.init === 'auto' ? (hasInit ? (req.probe.init as InitSystem) : undefined) : req.init;
   const installInit = !hasInit || (wantsInit !== undefined && wantsInit !== req.probe.init);
   const installKernel = !req.probe.hasKernel;
-  const installSsh = Boolean(req.sshAuthorizedKeys) && !req.probe.hasSshd;
-  if (!installKernel && !installInit && !installSsh) return undefined;
+  const wantsSsh = Boolean(req.ssh || req.sshAuthorizedKeys);
+  const installSsh = wantsSsh && !req.probe.hasSshd;
+  const installCloudInit = Boolean(req.cloudInit) && !req.probe.hasCloudInit;
+  if (!installKernel && !installInit && !installSsh && !installCloudInit) return undefined;
 
   const family = distroFamily(req.probe.osRelease);
   const pretty = req.probe.osRelease.PRETTY_NAME ?? req.probe.osRelease.ID ?? 'an unknown distribution';
@@ -103,7 +112,7 @@ export function planAppliance(req: ApplianceRequest): AppliancePlan | undefined 
   if (init === 'openrc' && !OPENRC_FAMILIES.has(family)) {
     throw new AppliancePlanError(`--init openrc is not available for ${pretty}: use --init systemd (or auto)`);
   }
-  const buildArgs = { C2V_INIT: req.init, C2V_SSH: req.sshAuthorizedKeys ? '1' : '0', C2V_USER: stageUser(req.command.user) };
+  const buildArgs = { C2V_INIT: req.init, C2V_SSH: wantsSsh ? '1' : '0', C2V_CLOUD_INIT: req.cloudInit ? '1' : '0', C2V_USER: stageUser(req.command.user) };
   return {
     family,
     dockerfile: packagesStage(req.templates, buildArgs),
@@ -113,6 +122,7 @@ export function planAppliance(req: ApplianceRequest): AppliancePlan | undefined 
     // A fresh kernel or init means the image was an app image: it gets networking and VMware tools as well.
     installNetwork: installKernel || installInit,
     ssh: installSsh,
+    cloudInit: installCloudInit,
     appArgv,
     buildArgs,
     files: packagesContext(req.templates),
@@ -125,7 +135,7 @@ export function planAppliance(req: ApplianceRequest): AppliancePlan | undefined 
  * the same as c2v's own build.
  */
 export function packagesStage(templates: Pick<Templates, 'packagesStage'>, args: Record<string, string>, base = '${C2V_BASE}'): string {
-  return renderTemplate(templates.packagesStage, { base, init: args.C2V_INIT, ssh: args.C2V_SSH, user: args.C2V_USER });
+  return renderTemplate(templates.packagesStage, { base, init: args.C2V_INIT, ssh: args.C2V_SSH, cloudInit: args.C2V_CLOUD_INIT ?? '0', user: args.C2V_USER });
 }
 
 /** The script and the static DHCP configuration the stage copies in; neither depends on the image. */

@@ -4,7 +4,8 @@
  */
 import { renderTemplate, type Templates } from './template.js';
 
-export const KERNEL_CMDLINE_CONSOLES = 'console=tty0 console=ttyS0,115200';
+/** The last console= is /dev/console: tty0, what vSphere's console shows; the kernel still writes to ttyS0 too. */
+export const KERNEL_CMDLINE_CONSOLES = 'console=ttyS0,115200 console=tty0';
 
 export interface KernelChoice {
   kernel: string; // path inside the root fs, without leading slash

@@ -5,6 +5,7 @@
  */
 import { C2vError } from '../errors.js';
 import type { ConvertOptions } from '../config/schema.js';
+import { containerArgv, isAppCommand } from './app-service.js';
 import { AppliancePlanError, planAppliance, type AppliancePlan, type ImageProbe } from './appliance.js';
 import { planGuestFiles, type GuestFilesPlan } from './guest-files.js';
 import { buildEpoch, deriveIdentity, fatUuid, seedFrom, type DiskIdentity } from './identity.js';
@@ -14,7 +15,8 @@ import type { DiskLayout } from './layout.js';
 import { ext4Features } from './rootfs.js';
 import type { OsRelease } from './os-release.js';
 import { guestOsFor, type GuestOs } from './os-type.js';
-import type { NicType, ScsiController } from './ovf.js';
+import type { NicType, OvfSpec, ScsiController } from './ovf.js';
+import { appProperties, PropertyError, type OvfProperty } from './properties.js';
 import type { ManifestDigest } from '../formats/manifest.js';
 import { hardwareVersion } from './vsphere-hardware.js';
 import type { Templates } from './template.js';
@@ -78,6 +80,9 @@ export interface DiskPlan {
     nic: NicType;
     networkName: string;
     annotation: string;
+    product: NonNullable<OvfSpec['product']>;
+    serial: boolean;
+    properties: OvfProperty[];
   };
 }
 
@@ -97,6 +102,7 @@ const NIC: Record<ConvertOptions['nic'], NicType> = { vmxnet3: 'VmxNet3', e1000e
 export function planConversion(req: ConversionRequest): ConversionPlan {
   const { name, options: opts, image, osRelease } = req;
   checkHardwareLimits(opts);
+  checkProperties(req);
   const appliance = applianceFor(req);
   const vmImage = req.vmImage ?? (appliance ? undefined : image);
   return {
@@ -150,8 +156,17 @@ function planDisk(req: ConversionRequest, vmImage: ImageInfo): DiskPlan {
       nic: NIC[opts.nic],
       networkName: opts.network,
       annotation: annotation(req.image, opts),
+      product: productOf(req.image, name),
+      serial: opts.serial,
+      properties: guest.ovfProperties,
     },
   };
+}
+
+/** What the deploy wizard shows the appliance to be: the image's OCI annotations as labels, else its name. */
+function productOf(image: ImageInfo, name: string): NonNullable<OvfSpec['product']> {
+  const label = (key: string): string | undefined => image.config.labels[`org.opencontainers.image.${key}`] || undefined;
+  return { product: label('title') ?? name, vendor: label('vendor'), version: label('version'), productUrl: label('url') };
 }
 
 /** The disk plan once the root filesystem was measured and re-laid (disk-size.ts refitLayout): same identities. */
@@ -178,6 +193,21 @@ export function checkHardwareLimits(opts: ConvertOptions): void {
   }
 }
 
+function agentRunsApp(req: ConversionRequest): boolean {
+  return !req.options.cloudInit && req.options.appService && isAppCommand(containerArgv(req.image.config, req.options.cmd));
+}
+
+/** What guest-files.ts would refuse once the disk is planned, said before any build. */
+function checkProperties(req: ConversionRequest): void {
+  if (!req.options.property?.length) return;
+  if (req.options.cloudInit) {
+    throw new C2vError('input', `--property is applied by c2v's guest agent, which --cloud-init replaces: hand the app its settings through cloud-init's user-data, or drop --cloud-init`);
+  }
+  if (!agentRunsApp(req)) {
+    throw new C2vError('input', `--property values are handed to the app service, and there is none (--no-app-service, or the image runs no app): drop --property or give the app with --cmd`);
+  }
+}
+
 function applianceFor(req: ConversionRequest): AppliancePlan | undefined {
   const { image, options: opts } = req;
   return asInputError(() =>
@@ -189,6 +219,8 @@ function applianceFor(req: ConversionRequest): AppliancePlan | undefined {
       appService: opts.appService,
       cmdOverride: opts.cmd,
       sshAuthorizedKeys: req.sshAuthorizedKeys,
+      ssh: opts.ssh,
+      cloudInit: opts.cloudInit,
       templates: req.templates,
     }),
   );
@@ -206,6 +238,10 @@ function guestFilesFor(req: ConversionRequest, probe: ImageProbe): GuestFilesPla
       cmdOverride: opts.cmd,
       sshAuthorizedKeys: req.sshAuthorizedKeys,
       rootPasswordHash: opts.rootPasswordHash,
+      cloudInit: opts.cloudInit,
+      // An image's own property labels count only where the agent hands them to an app service (checkProperties
+      // refused the flags elsewhere).
+      appProperties: agentRunsApp(req) ? appProperties({ flags: opts.property ?? [], help: opts.propertyHelp ?? [], labels: image.config.labels, command: image.config }) : [],
       templates: req.templates,
     }),
   );
@@ -215,7 +251,7 @@ function asInputError<T>(plan: () => T): T {
   try {
     return plan();
   } catch (e) {
-    if (e instanceof AppliancePlanError) throw new C2vError('input', e.message, { cause: e });
+    if (e instanceof AppliancePlanError || e instanceof PropertyError) throw new C2vError('input', e.message, { cause: e });
     throw e;
   }
 }

@@ -9,6 +9,9 @@ import type { RootfsAddition } from '../formats/rootfs-filter.js';
 import { APP_SERVICE_NAME, APP_WRAPPER_PATH, appWrapper, containerArgv, isAppCommand, openrcScript, systemdUnit, type ImageCommand } from './app-service.js';
 import { AppliancePlanError, type ImageProbe } from './appliance.js';
 import type { Templates } from './template.js';
+import { distroFamily } from './os-release.js';
+import { APP_ENV_PATH, guestAgentFiles, managedNetwork, SSH_HOST_KEYS } from './guest-agent.js';
+import { appOvfProperties, cloudInitProperties, standardProperties, type AppProperty, type OvfProperty } from './properties.js';
 
 export interface GuestFilesRequest {
   /** The image as the user named it, for descriptions. */
@@ -21,6 +24,10 @@ export interface GuestFilesRequest {
   cmdOverride?: string[];
   sshAuthorizedKeys?: string;
   rootPasswordHash?: string;
+  /** cloud-init applies the OVF environment instead of c2v's guest agent. */
+  cloudInit?: boolean;
+  /** The app's deploy-time settings (plan/properties.ts appProperties). */
+  appProperties?: readonly AppProperty[];
   templates: Templates;
 }
 
@@ -31,6 +38,10 @@ export interface GuestFilesPlan {
   appArgv?: string[];
   /** Added to the kernel command line. */
   kernelCmdline: string;
+  /** Files of the image left out of the disk, as a RegExp source over paths without the leading '/'. */
+  leaveOut?: string;
+  /** The OVF properties the guest agent applies; none when the guest has no init the agent runs under. */
+  ovfProperties: OvfProperty[];
 }
 
 export function planGuestFiles(req: GuestFilesRequest): GuestFilesPlan {
@@ -38,7 +49,12 @@ export function planGuestFiles(req: GuestFilesRequest): GuestFilesPlan {
   const appArgv = req.appService && isAppCommand(argv) ? argv : undefined;
   const additions: RootfsAddition[] = [];
   const edits: GuestEdit[] = [];
-  if (appArgv) additions.push(...appService(req, appArgv));
+  const props = req.appProperties ?? [];
+  const init = req.probe.init === 'systemd' || req.probe.init === 'openrc' ? req.probe.init : undefined;
+  if (props.length && req.cloudInit) throw new AppliancePlanError(`--property is applied by c2v's guest agent, which --cloud-init replaces: hand the app its settings through cloud-init's user-data, or drop --cloud-init`);
+  if (props.length && !init) throw new AppliancePlanError(`--property needs c2v's guest agent, which runs under systemd or OpenRC, and the image has neither: use --init systemd`);
+  if (props.length && !appArgv) throw new AppliancePlanError(`--property values are handed to the app service, and there is none (--no-app-service, or the image runs no app): drop --property or give the app with --cmd`);
+  if (appArgv) additions.push(...appService(req, appArgv, props));
   if (req.sshAuthorizedKeys) {
     if (!req.probe.hasSshd) throw new AppliancePlanError('--ssh-key needs an SSH server in the image, and it has none: the packages step adds one (it runs when the image lacks a kernel, an init or sshd)');
     additions.push({ path: '/root/.ssh', directory: true, mode: 0o700 }, { path: '/root/.ssh/authorized_keys', content: `${req.sshAuthorizedKeys.trimEnd()}\n`, mode: 0o600 });
@@ -46,17 +62,33 @@ export function planGuestFiles(req: GuestFilesRequest): GuestFilesPlan {
   // No default passwords: an image c2v made into a VM keeps root locked unless the user hands us a hash.
   if (req.rootPasswordHash) edits.push({ path: '/etc/shadow', op: 'shadow-password', user: 'root', hash: req.rootPasswordHash });
   else if (req.probe.packages) edits.push({ path: '/etc/shadow', op: 'shadow-password', user: 'root', hash: null });
+  const network = managedNetwork(req.probe.packages);
+  const sshd = Boolean(req.probe.hasSshd);
+  if (init && !req.cloudInit) {
+    const appProperties = props.map((p) => p.name);
+    const appBooleans = props.filter((p) => p.type === 'bool').map((p) => p.name);
+    const family = distroFamily(req.probe.osRelease);
+    const openrcRunlevel = family === 'debian' || family === 'ubuntu' ? 'sysinit' : 'boot';
+    additions.push(...guestAgentFiles({ init, appProperties, appBooleans, appOwner: req.command.user, network, openrcRunlevel }, req.templates));
+  }
   return {
     additions,
     edits,
     appArgv,
+    // cloud-init makes new host keys on an instance's first boot itself; the agent does when they are missing.
+    leaveOut: init && sshd && !req.cloudInit ? SSH_HOST_KEYS : undefined,
+    ovfProperties: req.cloudInit ? cloudInitProperties() : init ? [...standardProperties({ network: network !== '', sshd }), ...appOvfProperties(props)] : [],
     // Classic ethN names let one static ifupdown file cover every NIC, whatever slot vSphere puts it in.
     kernelCmdline: req.probe.packages?.includes('network ifupdown') ? 'net.ifnames=0' : '',
   };
 }
 
-function appService(req: GuestFilesRequest, argv: string[]): RootfsAddition[] {
-  const wrapper: RootfsAddition = { path: APP_WRAPPER_PATH, content: appWrapper(req.command, argv, req.source, req.templates), mode: 0o755 };
+function appService(req: GuestFilesRequest, argv: string[], props: readonly AppProperty[]): RootfsAddition[] {
+  // A property's default stands in for the image's ENV; the agent's file, when there is one, overrides both.
+  const defaults = props.filter((p) => p.default !== undefined).map((p) => `${p.name}=${p.default}`);
+  const env = [...req.command.env.filter((kv) => !defaults.some((d) => kv.split('=', 1)[0] === d.split('=', 1)[0])), ...defaults];
+  const deployEnv = props.length ? APP_ENV_PATH : '';
+  const wrapper: RootfsAddition = { path: APP_WRAPPER_PATH, content: appWrapper({ ...req.command, env }, argv, req.source, req.templates, deployEnv), mode: 0o755 };
   switch (req.probe.init) {
     case 'systemd': {
       const unit = `/etc/systemd/system/${APP_SERVICE_NAME}.service`;

@@ -4,7 +4,12 @@
  * timestamps or generated ids, so the .mf digest of the .ovf is reproducible too.
  */
 
+import { escapeXml, xmlAttr as attr } from '../formats/xml.js';
 import type { GuestOs } from './os-type.js';
+import { cdromItems, coresPerSocket, item, serialPortItem, standardDeviceItems, VM_CONFIG, vmwConfig } from './ovf-items.js';
+import type { OvfProperty } from './properties.js';
+
+export { escapeXml } from '../formats/xml.js';
 
 export type ScsiController = 'lsilogic' | 'lsilogicsas' | 'VirtualSCSI';
 export type NicType = 'VmxNet3' | 'E1000e';
@@ -24,8 +29,15 @@ export interface OvfSpec {
   nic?: NicType;
   networkName?: string;
   annotation?: string;
-  product?: { product?: string; version?: string; vendor?: string };
+  product?: { product?: string; version?: string; vendor?: string; productUrl?: string };
+  /** Deploy-time properties; with any, the VM gets both of vSphere's transports to the guest. */
+  properties?: readonly OvfProperty[];
+  /** A serial port (--serial). */
+  serial?: boolean;
 }
+
+/** guestinfo for open-vm-tools, and an ISO in the CD-ROM drive for guests (and hypervisors) without it. */
+export const OVF_TRANSPORTS = 'com.vmware.guestInfo iso';
 
 const NS = {
   ovf: 'http://schemas.dmtf.org/ovf/envelope/1',
@@ -41,54 +53,6 @@ export const STREAM_OPTIMIZED_FORMAT = 'http://www.vmware.com/interfaces/specifi
 const GiB = 2 ** 30;
 const DISK_ID = 'vmdisk1';
 const FILE_ID = 'file1';
-
-// The order CIM_ResourceAllocationSettingData's xs:sequence requires (alphabetical, but taken from the
-// schema rather than from a sort, so a property name that sorts differently cannot slip through).
-const RASD_ORDER = [
-  'Address',
-  'AddressOnParent',
-  'AllocationUnits',
-  'AutomaticAllocation',
-  'AutomaticDeallocation',
-  'Caption',
-  'Connection',
-  'ConsumerVisibility',
-  'Description',
-  'ElementName',
-  'HostResource',
-  'InstanceID',
-  'Limit',
-  'MappingBehavior',
-  'OtherResourceType',
-  'Parent',
-  'PoolID',
-  'Reservation',
-  'ResourceSubType',
-  'ResourceType',
-  'VirtualQuantity',
-  'VirtualQuantityUnits',
-  'Weight',
-] as const;
-type RasdProperty = (typeof RASD_ORDER)[number];
-type Rasd = Partial<Record<RasdProperty, string | number | boolean>> & { ElementName: string; InstanceID: number };
-
-// XML 1.0 cannot carry these even as character references; image labels can contain anything.
-const NOT_XML_CHAR = /[^\t\n\r\x20-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/gu;
-
-export function escapeXml(value: string | number | boolean): string {
-  return String(value)
-    .replace(NOT_XML_CHAR, '\uFFFD')
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/"/g, '&quot;')
-    .replace(/'/g, '&apos;');
-}
-
-/** Attribute values also need their whitespace kept: a parser would turn a raw newline into a space. */
-function attr(value: string | number | boolean): string {
-  return escapeXml(value).replace(/\t/g, '&#9;').replace(/\n/g, '&#10;').replace(/\r/g, '&#13;');
-}
 
 function checkInt(what: string, value: number, min: number, max = Number.MAX_SAFE_INTEGER): void {
   if (!Number.isSafeInteger(value) || value < min || value > max) {
@@ -118,15 +82,32 @@ function capacity(bytes: number): { value: number; units: string } {
   return bytes % GiB === 0 ? { value: bytes / GiB, units: 'byte * 2^30' } : { value: bytes, units: 'byte' };
 }
 
-function item(props: Rasd, indent: string): string {
-  const lines = RASD_ORDER.filter((key) => props[key] !== undefined).map(
-    (key) => `${indent}  <rasd:${key}>${escapeXml(props[key] as string | number | boolean)}</rasd:${key}>`,
-  );
-  return [`${indent}<Item>`, ...lines, `${indent}</Item>`].join('\n');
-}
-
-function vmwConfig(key: string, value: string, indent: string): string {
-  return `${indent}<vmw:Config ovf:required="false" vmw:key="${attr(key)}" vmw:value="${attr(value)}"/>`;
+/** Element order is fixed by ProductSection_Type: Info, Product, Vendor, Version, ..., ProductUrl, then Category and Property. */
+function productSection(product: NonNullable<OvfSpec['product']>, props: readonly OvfProperty[]): string[] {
+  const el = (name: string, value: string | undefined): string[] => (value !== undefined ? [`      <${name}>${escapeXml(value)}</${name}>`] : []);
+  const out = [
+    '    <ProductSection>',
+    '      <Info>Information about the installed software</Info>',
+    ...el('Product', product.product),
+    ...el('Vendor', product.vendor),
+    ...el('Version', product.version),
+    ...el('ProductUrl', product.productUrl),
+  ];
+  let category: string | undefined;
+  for (const p of props) {
+    if (p.category !== category) {
+      category = p.category;
+      out.push(`      <Category>${escapeXml(category)}</Category>`);
+    }
+    out.push(
+      `      <Property ovf:key="${attr(p.key)}"${p.password ? ' ovf:password="true"' : ''} ovf:type="${p.type}" ovf:userConfigurable="true" ovf:value="${attr(p.value)}">`,
+      `        <Label>${escapeXml(p.label)}</Label>`,
+      `        <Description>${escapeXml(p.description)}</Description>`,
+      '      </Property>',
+    );
+  }
+  out.push('    </ProductSection>');
+  return out;
 }
 
 export function buildOvf(spec: OvfSpec): string {
@@ -174,25 +155,15 @@ export function buildOvf(spec: OvfSpec): string {
     );
   }
 
-  if (spec.product !== undefined) {
-    const { product, vendor, version } = spec.product;
-    // Element order is fixed by ProductSection_Type: Product, Vendor, Version.
-    push(
-      '    <ProductSection>',
-      '      <Info>Information about the installed software</Info>',
-      ...(product !== undefined ? [`      <Product>${escapeXml(product)}</Product>`] : []),
-      ...(vendor !== undefined ? [`      <Vendor>${escapeXml(vendor)}</Vendor>`] : []),
-      ...(version !== undefined ? [`      <Version>${escapeXml(version)}</Version>`] : []),
-      '    </ProductSection>',
-    );
-  }
+  const props = spec.properties ?? [];
+  if (spec.product !== undefined || props.length) push(...productSection(spec.product ?? {}, props));
 
   push(
     `    <OperatingSystemSection ovf:id="${spec.os.cimId}" vmw:osType="${attr(spec.os.vmwOsType)}">`,
     '      <Info>The kind of installed guest operating system</Info>',
     `      <Description>${escapeXml(spec.os.description)}</Description>`,
     '    </OperatingSystemSection>',
-    '    <VirtualHardwareSection>',
+    props.length ? `    <VirtualHardwareSection ovf:transport="${OVF_TRANSPORTS}">` : '    <VirtualHardwareSection>',
     '      <Info>Virtual hardware requirements</Info>',
     '      <System>',
     // VSSD's sequence is alphabetical as well.
@@ -214,6 +185,7 @@ export function buildOvf(spec: OvfSpec): string {
         InstanceID: 1,
         ResourceType: 3,
         VirtualQuantity: spec.cpus,
+        coresPerSocket: coresPerSocket(spec.cpus),
       },
       indent,
     ),
@@ -262,6 +234,8 @@ export function buildOvf(spec: OvfSpec): string {
       },
       indent,
     ),
+    ...[...cdromItems(spec.firmware), ...standardDeviceItems(), ...(spec.serial ? [serialPortItem()] : [])].map((d) => item(d, indent)),
+    ...VM_CONFIG.map(([key, value]) => vmwConfig(key, value, indent)),
     vmwConfig('firmware', spec.firmware, indent),
   );
   // Secure boot would need signed boot code; the EFI image is built with an unsigned GRUB.

@@ -27,6 +27,14 @@ export const TEMPLATE_FILES = {
   grubConfig: { file: 'boot/grub.cfg', shell: false },
   grubEarlyConfig: { file: 'boot/grub-early.cfg', shell: false },
   fstab: { file: 'boot/fstab', shell: false },
+  journaldSerial: { file: 'boot/journald-serial.conf', shell: false },
+  guestAgent: { file: 'guest/c2v-guest.sh', shell: true },
+  guestNetwork: { file: 'guest/network.sh', shell: true },
+  ovfEnvAwk: { file: 'guest/ovf-env.awk', shell: false },
+  growRoot: { file: 'guest/grow-root.sh', shell: true },
+  guestConf: { file: 'guest/guest.conf', shell: true },
+  guestUnit: { file: 'guest/c2v-guest.service', shell: false },
+  guestOpenrc: { file: 'guest/c2v-guest.openrc', shell: true },
 } as const satisfies Record<string, { file: string; shell: boolean }>;
 
 export type TemplateName = keyof typeof TEMPLATE_FILES;

@@ -19,6 +19,8 @@ export interface PrepareOptions {
   init: InitChoice;
   /** Install an SSH server (convert's --ssh-key then finds one). */
   ssh: boolean;
+  /** Install cloud-init (for convert --cloud-init). */
+  cloudInit?: boolean;
   templates: Templates;
   /** The USER of an image outside the Dockerfile, when it can be found (the engine or its registry). */
   userOf: (ref: string) => Promise<string | undefined>;
@@ -43,7 +45,7 @@ export async function prepareContext(opts: PrepareOptions): Promise<PrepareResul
   let dockerfile: string;
   const stage = (from: string, u: string): string => {
     try {
-      return packagesStage(opts.templates, { C2V_INIT: opts.init, C2V_SSH: opts.ssh ? '1' : '0', C2V_USER: stageUser(u) }, from);
+      return packagesStage(opts.templates, { C2V_INIT: opts.init, C2V_SSH: opts.ssh ? '1' : '0', C2V_CLOUD_INIT: opts.cloudInit ? '1' : '0', C2V_USER: stageUser(u) }, from);
     } catch (e) {
       if (e instanceof AppliancePlanError) throw new C2vError('input', e.message, { cause: e });
       throw e;

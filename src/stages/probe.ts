@@ -17,17 +17,18 @@ export async function probeImage(source: RootfsSource, osRelease: OsRelease): Pr
   // Existence checks are cheap for the engine; listing /boot makes it tar the kernel and initrd, so that is the
   // last resort, for kernels with no well-known name (RHEL's /boot/vmlinuz-<version> only).
   const has = async (paths: string[]): Promise<boolean> => (await Promise.all(paths.map((p) => source.exists(p)))).some(Boolean);
-  const [knownKernel, openrc, sysvInit, systemd, hasSshd, record] = await Promise.all([
+  const [knownKernel, openrc, sysvInit, systemd, hasSshd, hasCloudInit, record] = await Promise.all([
     has(['/vmlinuz', '/boot/vmlinuz', '/boot/vmlinuz-virt', '/boot/vmlinuz-lts']),
     has(['/sbin/openrc', '/sbin/openrc-init', '/usr/sbin/openrc', '/usr/sbin/openrc-init']),
     has(['/sbin/init', '/usr/sbin/init']),
     has(['/lib/systemd/systemd', '/usr/lib/systemd/systemd']),
     has(['/usr/sbin/sshd', '/sbin/sshd']),
+    has(['/usr/bin/cloud-init']),
     source.readFile(PACKAGES_RECORD),
   ]);
   const hasKernel = knownKernel || (await source.listDir('/boot')).some((n) => /^vmlinuz/.test(n));
   let init: ImageProbe['init'] = 'none';
   if (openrc) init = 'openrc';
   else if (sysvInit) init = systemd ? 'systemd' : 'other';
-  return { osRelease, hasKernel, init, hasSshd, packages: record && parsePackagesRecord(record.toString('utf8')) };
+  return { osRelease, hasKernel, init, hasSshd, hasCloudInit, packages: record && parsePackagesRecord(record.toString('utf8')) };
 }

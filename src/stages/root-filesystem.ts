@@ -35,6 +35,8 @@ export interface RootFilesystemRequest {
   kernelCmdline?: string;
   /** For fstab and grub.cfg (adapters/templates.ts loadTemplates). */
   templates: Templates;
+  /** Files of the image left out (plan/guest-files.ts). */
+  leaveOut?: RegExp;
   /** Files, links and folders c2v adds to the guest (the app service, keys), appended to the stream. */
   extraFiles?: RootfsAddition[];
   /** Small files of the image c2v rewrites (root's password). */
@@ -152,6 +154,7 @@ function filterOptions(req: RootFilesystemRequest, epoch: number | undefined, on
     ensureDirs: ['boot/efi', 'boot/grub'],
     extraFiles: req.extraFiles,
     edits: req.edits,
+    leaveOut: req.leaveOut,
     mtimeClamp: epoch,
     finalFiles: (seen: RootfsInfo): RootfsFile[] => {
       const kernel = chooseKernel(seen.kernels, seen.initrds, seen.symlinks);

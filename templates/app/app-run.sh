@@ -6,6 +6,11 @@
 {{! shellcheck disable=SC2016,SC1003 # the image's own data, single-quoted so that nothing in it expands }}
 export {{var.key | word}}={{var.value | sh}}
 {{/each}}
+{{#if deployEnv}}
+# Deploy-time values (OVF properties), written at boot by c2v's guest agent, override the image's.
+{{! shellcheck disable=SC1090 # the agent writes it at boot, quoted; there is nothing to follow at lint time }}
+if [ -r {{deployEnv | sh}} ]; then . {{deployEnv | sh}}; fi
+{{/if}}
 {{! shellcheck disable=SC2016,SC1003 # the image's own data, single-quoted so that nothing in it expands }}
 cd {{workingDir | sh}} || exit 1
 {{! shellcheck disable=SC2016,SC1003 # the image's own data, single-quoted so that nothing in it expands }}

@@ -4,7 +4,7 @@
 # it is in and what the image already has, installs only what is missing, and records that in /etc/c2v/packages,
 # which c2v reads back from the built image. The app service, SSH keys and root password are written by c2v later.
 #
-# Environment (the stage's build args): C2V_INIT = auto | systemd | openrc; C2V_SSH = 0 | 1.
+# Environment (the stage's build args): C2V_INIT = auto | systemd | openrc; C2V_SSH = 0 | 1; C2V_CLOUD_INIT = 0 | 1.
 # For the host tests only: C2V_ROOT prefixes every path inspected or written, and C2V_DRY_RUN=1 prints what would
 # be installed, run and written instead of doing it.
 set -eu
@@ -17,9 +17,11 @@ ROOT=${C2V_ROOT:-}
 DRY=${C2V_DRY_RUN:-0}
 WANT_INIT=${C2V_INIT:-auto}
 SSH=${C2V_SSH:-0}
+CLOUD=${C2V_CLOUD_INIT:-0}
 # Where the stage copies this script and the files it installs.
 CTX=/tmp/c2v
 RECORD=/etc/c2v/packages
+SERIAL_GETTY=/usr/local/lib/c2v/serial-getty
 
 say() { printf 'c2v-packages: %s\n' "$*"; }
 die() {
@@ -29,6 +31,7 @@ die() {
 
 case $WANT_INIT in auto | systemd | openrc) ;; *) die "C2V_INIT must be auto, systemd or openrc, not '$WANT_INIT'" ;; esac
 case $SSH in 0 | 1) ;; *) die "C2V_SSH must be 0 or 1, not '$SSH'" ;; esac
+case $CLOUD in 0 | 1) ;; *) die "C2V_CLOUD_INIT must be 0 or 1, not '$CLOUD'" ;; esac
 case $DRY in 0 | 1) ;; *) die "C2V_DRY_RUN must be 0 or 1, not '$DRY'" ;; esac
 # Package managers and systemctl would still act on /, whatever the prefix says.
 if [ -n "$ROOT" ] && [ "$DRY" != 1 ]; then die "C2V_ROOT is only for dry runs (C2V_DRY_RUN=1)"; fi
@@ -147,7 +150,7 @@ LABEL="${FIRST:-${FAMILY:-unknown}}${VERSION_ID:+ $VERSION_ID}"
 
 # --- What each family installs (the package lists of the former dockerfiles/<family>.Dockerfile) ---------------
 
-PK_KERNEL='' PK_SYSTEMD='' PK_OPENRC='' PK_NET='' PK_VMTOOLS='' PK_SSH='' NET='' DEFAULT_INIT=''
+PK_KERNEL='' PK_SYSTEMD='' PK_OPENRC='' PK_NET='' PK_VMTOOLS='' PK_SSH='' PK_GROW='' PK_CLOUD='' NET='' DEFAULT_INIT=''
 case $FAMILY in
   debian)
     PK_KERNEL="linux-image-amd64 initramfs-tools"
@@ -156,6 +159,8 @@ case $FAMILY in
     PK_NET="ifupdown isc-dhcp-client iproute2"
     PK_VMTOOLS="open-vm-tools"
     PK_SSH="openssh-server"
+    PK_GROW="fdisk e2fsprogs"
+    PK_CLOUD="cloud-init cloud-guest-utils"
     NET=ifupdown DEFAULT_INIT=systemd
     ;;
   ubuntu)
@@ -164,6 +169,8 @@ case $FAMILY in
     PK_NET="ifupdown isc-dhcp-client iproute2"
     PK_VMTOOLS="open-vm-tools"
     PK_SSH="openssh-server"
+    PK_GROW="fdisk e2fsprogs"
+    PK_CLOUD="cloud-init cloud-guest-utils"
     NET=ifupdown DEFAULT_INIT=systemd
     ;;
   alpine)
@@ -172,6 +179,8 @@ case $FAMILY in
     PK_NET="ifupdown-ng"
     PK_VMTOOLS="open-vm-tools open-vm-tools-openrc"
     PK_SSH="openssh-server openssh-server-openrc"
+    PK_GROW="sfdisk partx e2fsprogs-extra"
+    PK_CLOUD="cloud-init"
     NET=ifupdown DEFAULT_INIT=openrc
     ;;
   rhel)
@@ -180,6 +189,8 @@ case $FAMILY in
     PK_NET="NetworkManager"
     PK_VMTOOLS="open-vm-tools"
     PK_SSH="openssh-server"
+    PK_GROW="util-linux e2fsprogs"
+    PK_CLOUD="cloud-init cloud-utils-growpart"
     NET=networkmanager DEFAULT_INIT=systemd
     ;;
 esac
@@ -204,7 +215,7 @@ else
 fi
 if [ "$INIT" = systemd ]; then PK_INIT=$PK_SYSTEMD; else PK_INIT=$PK_OPENRC; fi
 
-ADD_KERNEL=0 ADD_INIT=0 ADD_NET=0 ADD_VMTOOLS=0 ADD_SSH=0
+ADD_KERNEL=0 ADD_INIT=0 ADD_NET=0 ADD_VMTOOLS=0 ADD_SSH=0 ADD_GROW=0 ADD_CLOUD=0
 if has_kernel; then say "kernel: present"; else
   ADD_KERNEL=1
   say "kernel: missing"
@@ -217,11 +228,16 @@ if [ "$SSH" = 0 ]; then say "ssh: not asked for"; elif has_sshd; then say "ssh: 
   ADD_SSH=1
   say "ssh: sshd missing"
 fi
-if [ -z "$FAMILY" ] && [ "$ADD_KERNEL$ADD_INIT$ADD_SSH" != 000 ]; then
+if [ "$CLOUD" = 0 ]; then say "cloud-init: not asked for"; elif exists /usr/bin/cloud-init; then say "cloud-init: present"; else
+  ADD_CLOUD=1
+  say "cloud-init: missing"
+fi
+if [ -z "$FAMILY" ] && [ "$ADD_KERNEL$ADD_INIT$ADD_SSH$ADD_CLOUD" != 0000 ]; then
   lacks=''
   [ "$ADD_KERNEL" = 0 ] || lacks="a kernel"
   [ "$ADD_INIT" = 0 ] || lacks="${lacks:+$lacks, }an init"
   [ "$ADD_SSH" = 0 ] || lacks="${lacks:+$lacks, }sshd"
+  [ "$ADD_CLOUD" = 0 ] || lacks="${lacks:+$lacks, }cloud-init"
   die "cannot add $lacks to $PRETTY: c2v supports Debian, Ubuntu, Alpine and RHEL-likes; add them to the image yourself"
 fi
 # A kernel or an init to add means an app image is becoming a VM: it needs networking and VMware's tools too.
@@ -236,9 +252,14 @@ if [ "$ADD_KERNEL" = 1 ] || [ "$ADD_INIT" = 1 ]; then
     ADD_VMTOOLS=1
     say "vmtools: missing"
   fi
+  # What c2v's guest agent grows the root with, when an admin enlarges the disk.
+  if have_bin sfdisk && have_bin partx && have_bin resize2fs; then say "grow: present"; else
+    ADD_GROW=1
+    say "grow: sfdisk, partx or resize2fs missing"
+  fi
 else
   CONVERT=0
-  say "network, vmtools: left as they are (the image has a kernel and an init)"
+  say "network, vmtools, grow: left as they are (the image has a kernel and an init)"
 fi
 
 WORDS='' SUMMARY='' PKGS='' NOTES=''
@@ -254,7 +275,9 @@ add() { # record word, packages
 [ "$ADD_INIT" = 0 ] || add "init $INIT" "$PK_INIT"
 [ "$ADD_NET" = 0 ] || add "network $NET" "$PK_NET"
 [ "$ADD_VMTOOLS" = 0 ] || add vmtools "$PK_VMTOOLS"
+[ "$ADD_GROW" = 0 ] || add grow "$PK_GROW"
 [ "$ADD_SSH" = 0 ] || add ssh "$PK_SSH"
+[ "$ADD_CLOUD" = 0 ] || add cloud-init "$PK_CLOUD"
 
 if [ -n "$WORDS" ]; then
   say "$LABEL: adding $SUMMARY"
@@ -446,12 +469,22 @@ if [ "$DRY" != 1 ]; then
   if [ "$ADD_NET" = 1 ] && ! has_network any; then say "warning: installed $PK_NET, but found no $NET networking"; fi
   if [ "$ADD_VMTOOLS" = 1 ] && ! have_bin vmtoolsd; then say "warning: installed $PK_VMTOOLS, but found no vmtoolsd"; fi
   if [ "$ADD_SSH" = 1 ] && ! has_sshd; then say "warning: installed $PK_SSH, but found no sshd"; fi
+  if [ "$ADD_CLOUD" = 1 ] && ! exists /usr/bin/cloud-init; then die "installed $PK_CLOUD, but there is no /usr/bin/cloud-init"; fi
 fi
 
 # --- Setting up what was installed (no part of it depends on the image's config) ------------------------------
 
 if [ "$ADD_NET" = 1 ]; then
-  if [ "$NET" = ifupdown ]; then
+  if [ "$NET" = ifupdown ] && [ "$CLOUD" = 1 ]; then
+    # cloud-init writes the NICs' stanzas into interfaces.d (its fallback is DHCP on the first NIC); c2v's own
+    # DHCP file would declare them a second time.
+    write_file /etc/network/interfaces 0644 '# Written by c2v: cloud-init configures the network adapters (interfaces.d/50-cloud-init).
+auto lo
+iface lo inet loopback
+
+source /etc/network/interfaces.d/*'
+    if [ "$INIT" = openrc ]; then rc_add boot networking || die "no networking service to add to the boot runlevel"; fi
+  elif [ "$NET" = ifupdown ]; then
     copy_file "$CTX/interfaces" /etc/network/interfaces 0644
     if [ "$INIT" = openrc ]; then rc_add boot networking || die "no networking service to add to the boot runlevel"; fi
   else
@@ -460,13 +493,22 @@ if [ "$ADD_NET" = 1 ]; then
 fi
 
 if [ "$CONVERT" = 1 ]; then
-  # A login prompt on the serial console, where vSphere's serial port and c2v's boot checks look.
-  if [ "$INIT" = systemd ]; then
-    systemd_enable serial-getty@ttyS0.service || die "cannot enable serial-getty@ttyS0.service"
-  elif [ "$FAMILY" = alpine ]; then
-    append_once /etc/inittab '^ttyS0:' 'ttyS0::respawn:/sbin/getty -L 115200 ttyS0 vt100'
-  else
-    append_once /etc/inittab '^T0:' 'T0:2345:respawn:/sbin/agetty -L 115200 ttyS0 vt100'
+  # A login prompt on the serial console, where vSphere's serial port and c2v's boot checks look, and only where
+  # there is one: systemd's getty generator starts it for the kernel's console=ttyS0 when that port exists; an
+  # inittab entry checks for a UART itself (type 0 is none), lest init respawn a failing getty forever.
+  if [ "$INIT" != systemd ]; then
+    # sysvinit keeps 127 characters of an inittab command, so the check for a UART lives in a script of its own.
+    # shellcheck disable=SC2016 # the script's own text: it expands when init runs it
+    write_file "$SERIAL_GETTY" 0755 '#!/bin/sh
+# Written by c2v: init starts this from /etc/inittab. A getty on ttyS0 only where the port has a UART (type 0 is
+# none): without one the getty would fail at once, and init would respawn it forever.
+if [ "$(cat /sys/class/tty/ttyS0/type 2>/dev/null)" -gt 0 ] 2>/dev/null; then exec "$@"; fi
+exec sleep 2147483647'
+    if [ "$FAMILY" = alpine ]; then
+      append_once /etc/inittab '^ttyS0:' "ttyS0::respawn:$SERIAL_GETTY /sbin/getty -L 115200 ttyS0 vt100"
+    else
+      append_once /etc/inittab '^T0:' "T0:2345:respawn:$SERIAL_GETTY /sbin/agetty -L 115200 ttyS0 vt100"
+    fi
   fi
   # Alpine's container images start nothing at sysinit; a VM needs /dev populated and its drivers loaded.
   if [ "$INIT" = openrc ] && [ "$FAMILY" = alpine ]; then
@@ -486,6 +528,14 @@ if [ "$ADD_SSH" = 1 ]; then
   else
     rc_add default sshd ssh || die "no sshd or ssh service to add to the default runlevel"
   fi
+fi
+
+if [ "$CLOUD" = 1 ]; then
+  # OVF reads the environment vSphere gives (guestinfo or the ISO), VMware the guestinfo keys Terraform and Packer
+  # set, NoCloud a seed disk as KVM users make them; None lets the boot go on without any.
+  write_file /etc/cloud/cloud.cfg.d/90-c2v-datasources.cfg 0644 '# Written by c2v (--cloud-init).
+datasource_list: [ OVF, VMware, NoCloud, None ]'
+  if [ "$FAMILY" = alpine ] && [ "$ADD_CLOUD" = 1 ]; then run setup-cloud-init; fi
 fi
 
 # c2v takes the file's presence to mean the image went through this step, and its words for what was added.

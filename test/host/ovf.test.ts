@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildOvf, escapeXml, STREAM_OPTIMIZED_FORMAT, type OvfSpec } from '../../src/plan/ovf.js';
 import { guestOsFor } from '../../src/plan/os-type.js';
+import { appOvfProperties, standardProperties } from '../../src/plan/properties.js';
 import { HARDWARE_VERSIONS } from '../../src/plan/vsphere-hardware.js';
 import { NO_SCHEMA_REASON, OVF_SCHEMA_PRESENT, validateOvfFile } from '../helpers/ovf-schema.js';
 
@@ -89,6 +90,60 @@ describe('buildOvf', () => {
     expect(xpath(xml, `string(//${el('Config')}[${at('key')}='firmware']/${at('value')})`)).toBe('bios');
     expect(xpath(xml, `count(//${el('Config')}[${at('key')}='bootOptions.efiSecureBootEnabled'])`)).toBe('0');
     expect(xpath(xml, `count(//${el('ProductSection')})`)).toBe('0');
+    expect(xpath(xml, `count(//${el('VirtualHardwareSection')}/${at('transport')})`)).toBe('0');
+    // A CD-ROM drive on IDE, as vSphere gives BIOS guests: optional, so a host without one still imports.
+    expect(xpath(xml, `string(${item(15)}/${el('Parent')})`)).toBe(xpath(xml, `string(${item(5)}/${el('InstanceID')})`));
+    expect(xpath(xml, `string(${item(15)}/${at('required')})`)).toBe('false');
+    expect(xpath(xml, `count(${item(20)})`)).toBe('0');
+    // What every VM vSphere exports has: a video card, the VMCI device, two vCPUs on one socket.
+    expect(xpath(xml, `count(${item(24)})`)).toBe('1');
+    expect(xpath(xml, `string(${item(1)}/${el('ResourceSubType')})`)).toBe('vmware.vmci');
+    expect(xpath(xml, `string(${item(3)}/${el('CoresPerSocket')})`)).toBe('2');
+    expect(xpath(xml, `count(${item(21)})`)).toBe('0');
+    // Power operations through VMware Tools, and the clock from the host.
+    const config = (key: string) => xpath(xml, `string(//${el('VirtualHardwareSection')}/${el('Config')}[${at('key')}='${key}']/${at('value')})`);
+    expect([config('powerOpInfo.powerOffType'), config('powerOpInfo.resetType'), config('tools.syncTimeWithHost')]).toEqual(['soft', 'soft', 'true']);
+  });
+
+  it('adds a serial port with --serial, not connected at power on, and one vCPU has no CoresPerSocket', () => {
+    const xml = buildOvf({ ...base, cpus: 1, serial: true });
+    const v = validate(xml);
+    expect(v.ok, v.stderr).toBe(true);
+    expect(xpath(xml, `string(${item(21)}/${el('ResourceSubType')})`)).toBe('vmware.serialport.device');
+    expect(xpath(xml, `string(${item(21)}/${el('AutomaticAllocation')})`)).toBe('false');
+    expect(xpath(xml, `count(${item(3)}/${el('CoresPerSocket')})`)).toBe('0');
+  });
+
+  it('declares deploy-time properties by category, with both transports, and a SATA CD-ROM for EFI', () => {
+    const properties = [
+      ...standardProperties({ network: true, sshd: true }),
+      ...appOvfProperties([
+        { name: 'GREETING', type: 'string', default: 'it\'s <"hi"> & bye\nline two', label: 'Greeting', description: 'What the app says' },
+        { name: 'TOKEN', type: 'password', label: 'TOKEN' },
+        { name: 'PORT', type: 'int', default: '8080', label: 'PORT' },
+        { name: 'DEBUG', type: 'bool', label: 'DEBUG' },
+      ]),
+    ];
+    const xml = buildOvf({ ...base, firmware: 'efi', properties, product: { product: 'app', version: '1.4' } });
+    const v = validate(xml);
+    expect(v.ok, v.stderr).toBe(true);
+    expect(xpath(xml, `string(//${el('VirtualHardwareSection')}/${at('transport')})`)).toBe('com.vmware.guestInfo iso');
+    expect(xpath(xml, `string(${item(20)}/${el('ResourceSubType')})`)).toBe('vmware.sata.ahci');
+    expect(xpath(xml, `string(${item(15)}/${el('Parent')})`)).toBe(xpath(xml, `string(${item(20)}/${el('InstanceID')})`));
+    const prop = (key: string, what: string) => xpath(xml, `string(//${el('Property')}[${at('key')}='${key}']/${what})`);
+    expect(prop('app.GREETING', at('value'))).toBe('it\'s <"hi"> & bye\nline two');
+    expect(prop('app.GREETING', el('Description'))).toBe('What the app says');
+    expect(prop('app.TOKEN', at('password'))).toBe('true');
+    expect(prop('app.PORT', at('type'))).toBe('int');
+    expect(prop('app.DEBUG', at('type'))).toBe('boolean');
+    expect(prop('app.DEBUG', at('value'))).toBe('false');
+    expect(prop('c2v.root_password', at('password'))).toBe('true');
+    expect(prop('c2v.hostname', at('userConfigurable'))).toBe('true');
+    // Each category once, before its properties.
+    expect(xpath(xml, `count(//${el('Category')})`)).toBe('3');
+    expect(xpath(xml, `string(//${el('Property')}[${at('key')}='app.GREETING']/preceding-sibling::${el('Category')}[1])`)).toBe('Application');
+    expect(xpath(xml, `string(//${el('Property')}[${at('key')}='c2v.ssh_keys']/preceding-sibling::${el('Category')}[1])`)).toBe('Access');
+    expect(xpath(xml, `string(//${el('ProductSection')}/${el('Version')})`)).toBe('1.4');
   });
 
   it('escapes <, &, " in the name and annotation so they round-trip', () => {
@@ -136,8 +191,8 @@ describe('buildOvf', () => {
 
   it('writes the rasd children of every Item in schema (alphabetical) order', () => {
     const xml = buildOvf({ ...base, firmware: 'efi' });
-    const items = [...xml.matchAll(/<Item>([\s\S]*?)<\/Item>/g)].map((m) => [...m[1].matchAll(/<rasd:(\w+)>/g)].map((n) => n[1]));
-    expect(items).toHaveLength(5);
+    const items = [...xml.matchAll(/<Item\b[^>]*>([\s\S]*?)<\/Item>/g)].map((m) => [...m[1].matchAll(/<rasd:(\w+)>/g)].map((n) => n[1]));
+    expect(items).toHaveLength(9);
     for (const names of items) expect(names).toEqual([...names].sort());
   });
 

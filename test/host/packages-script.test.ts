@@ -13,6 +13,9 @@ import { PACKAGES_CONTEXT_DIR } from '../../src/plan/appliance.js';
 import { parseTemplate, renderTemplate } from '../../src/plan/template.js';
 import { PROJECT_ROOT } from '../helpers/env.js';
 
+/** What an inittab getty line runs: a getty only where the port has a UART (type 0 is none). */
+const SERIAL_GETTY = '/usr/local/lib/c2v/serial-getty';
+
 const SCRIPT = path.join(PROJECT_ROOT, 'templates', 'packages', 'c2v-packages.sh');
 const STAGE = path.join(PROJECT_ROOT, 'templates', 'packages', 'Dockerfile');
 
@@ -210,44 +213,62 @@ for (const shell of SHELLS) {
           'ssh: not asked for',
         ]),
       );
-      expect(r.summary).toBe('debian 12: adding kernel, init systemd, network ifupdown, vmtools');
+      expect(r.summary).toBe('debian 12: adding kernel, init systemd, network ifupdown, vmtools, grow');
       expect(r.install).toEqual({
         pm: 'apt-get',
-        packages: ['linux-image-amd64', 'initramfs-tools', 'systemd', 'systemd-sysv', 'udev', 'dbus', 'ifupdown', 'isc-dhcp-client', 'iproute2', 'open-vm-tools'],
+        packages: ['linux-image-amd64', 'initramfs-tools', 'systemd', 'systemd-sysv', 'udev', 'dbus', 'ifupdown', 'isc-dhcp-client', 'iproute2', 'open-vm-tools', 'fdisk', 'e2fsprogs'],
       });
       expect(r.appends).toEqual(INITRAMFS_MODULES.map((m) => `/etc/initramfs-tools/modules: ${m}`));
       const order = (prefix: string) => r.lines.findIndex((l) => l.startsWith(prefix));
       expect(order('dry run: would append to /etc/initramfs-tools/modules')).toBeLessThan(order('dry run: would install with'));
       expect(r.copies).toEqual(['/tmp/c2v/interfaces -> /etc/network/interfaces']);
-      expect(r.runs).toEqual(['systemctl enable serial-getty@ttyS0.service', 'systemctl enable open-vm-tools.service (or vmtoolsd.service)']);
+      // No serial getty of its own: systemd's generator starts one for console=ttyS0, where that port exists.
+      expect(r.runs).toEqual(['systemctl enable open-vm-tools.service (or vmtoolsd.service)']);
       expect(r.record).toEqual([
         'kernel',
         'init systemd',
         'network ifupdown',
         'vmtools',
+        'grow',
         '# kernel: linux-image-amd64 initramfs-tools',
         '# init systemd: systemd systemd-sysv udev dbus',
         '# network ifupdown: ifupdown isc-dhcp-client iproute2',
         '# vmtools: open-vm-tools',
+        '# grow: fdisk e2fsprogs',
       ]);
     });
 
     it('Debian with C2V_INIT=openrc: OpenRC on sysvinit, the networking service at boot and an agetty in inittab', () => {
       const r = dryRun('debian-app', { C2V_INIT: 'openrc', C2V_SSH: '1' });
       expect(r.status).toBe(0);
-      expect(r.summary).toBe('debian 12: adding kernel, init openrc, network ifupdown, vmtools, ssh');
+      expect(r.summary).toBe('debian 12: adding kernel, init openrc, network ifupdown, vmtools, grow, ssh');
       expect(r.install?.packages).toEqual([
-        'linux-image-amd64', 'initramfs-tools', 'openrc', 'sysvinit-core', 'udev', 'ifupdown', 'isc-dhcp-client', 'iproute2', 'open-vm-tools', 'openssh-server',
+        'linux-image-amd64', 'initramfs-tools', 'openrc', 'sysvinit-core', 'udev', 'ifupdown', 'isc-dhcp-client', 'iproute2', 'open-vm-tools', 'fdisk', 'e2fsprogs', 'openssh-server',
       ]);
-      expect(r.appends).toContain('/etc/inittab: T0:2345:respawn:/sbin/agetty -L 115200 ttyS0 vt100');
+      expect(r.appends).toContain(`/etc/inittab: T0:2345:respawn:${SERIAL_GETTY} /sbin/agetty -L 115200 ttyS0 vt100`);
+      // sysvinit keeps 127 characters of a command (struct _child_'s process[128]); a longer one is cut short.
+      for (const l of r.appends.filter((x) => x.startsWith('/etc/inittab: '))) expect(l.split(':').slice(4).join(':').length).toBeLessThanOrEqual(127);
+      expect(r.writes[SERIAL_GETTY]?.join('\n')).toMatch(/sys\/class\/tty\/ttyS0\/type[\s\S]*exec "\$@"/);
       expect(r.runs).toEqual(['rc-update add networking boot', 'rc-update add open-vm-tools default', 'rc-update add sshd (or ssh) default']);
-      expect(r.record.slice(0, 5)).toEqual(['kernel', 'init openrc', 'network ifupdown', 'vmtools', 'ssh']);
+      expect(r.record.slice(0, 6)).toEqual(['kernel', 'init openrc', 'network ifupdown', 'vmtools', 'grow', 'ssh']);
+    });
+
+    it('C2V_CLOUD_INIT=1: cloud-init with its datasources, and an interfaces file that leaves the NICs to it', () => {
+      const r = dryRun('debian-app', { C2V_CLOUD_INIT: '1' });
+      expect(r.status).toBe(0);
+      expect(r.summary).toBe('debian 12: adding kernel, init systemd, network ifupdown, vmtools, grow, cloud-init');
+      expect(r.install?.packages.slice(-2)).toEqual(['cloud-init', 'cloud-guest-utils']);
+      expect(r.writes['/etc/cloud/cloud.cfg.d/90-c2v-datasources.cfg']).toContain('datasource_list: [ OVF, VMware, NoCloud, None ]');
+      expect(r.writes['/etc/network/interfaces']).toContain('source /etc/network/interfaces.d/*');
+      expect(r.copies).toEqual([]);
+      const vm = dryRun('debian-vm', { C2V_CLOUD_INIT: '1' });
+      expect(vm.summary).toBe('debian 12: adding cloud-init');
     });
 
     it('an image with a kernel and systemd gets nothing, and a record that says so', () => {
       const r = dryRun('debian-vm');
       expect(r.status).toBe(0);
-      expect(r.lines).toEqual(expect.arrayContaining(['kernel: present', 'init: systemd present', 'network, vmtools: left as they are (the image has a kernel and an init)']));
+      expect(r.lines).toEqual(expect.arrayContaining(['kernel: present', 'init: systemd present', 'network, vmtools, grow: left as they are (the image has a kernel and an init)']));
       expect(r.summary).toBe('debian 12: nothing to add');
       expect(r.install).toBeUndefined();
       expect([...r.appends, ...r.copies, ...r.runs]).toEqual([]);
@@ -288,10 +309,10 @@ for (const shell of SHELLS) {
       for (const [fixture, label] of [['ubuntu-app', 'ubuntu 24.04'], ['mint-app', 'linuxmint 21.3 (ubuntu family)']]) {
         const r = dryRun(fixture);
         expect(r.status).toBe(0);
-        expect(r.summary).toBe(`${label}: adding kernel, init systemd, network ifupdown, vmtools`);
+        expect(r.summary).toBe(`${label}: adding kernel, init systemd, network ifupdown, vmtools, grow`);
         expect(r.install).toEqual({
           pm: 'apt-get',
-          packages: ['linux-image-virtual', 'initramfs-tools', 'systemd', 'systemd-sysv', 'udev', 'dbus', 'ifupdown', 'isc-dhcp-client', 'iproute2', 'open-vm-tools'],
+          packages: ['linux-image-virtual', 'initramfs-tools', 'systemd', 'systemd-sysv', 'udev', 'dbus', 'ifupdown', 'isc-dhcp-client', 'iproute2', 'open-vm-tools', 'fdisk', 'e2fsprogs'],
         });
         expect(r.appends).toEqual(INITRAMFS_MODULES.map((m) => `/etc/initramfs-tools/modules: ${m}`));
         expect(r.copies).toEqual(['/tmp/c2v/interfaces -> /etc/network/interfaces']);
@@ -304,12 +325,12 @@ for (const shell of SHELLS) {
       const r = dryRun('alpine-app', { C2V_SSH: '1' });
       expect(r.status).toBe(0);
       expect(r.lines).toEqual(expect.arrayContaining(['Alpine Linux v3.20: family alpine', 'init: openrc wanted (C2V_INIT=auto), the image has none', 'network: ifupdown missing']));
-      expect(r.summary).toBe('alpine 3.20.3: adding kernel, init openrc, network ifupdown, vmtools, ssh');
+      expect(r.summary).toBe('alpine 3.20.3: adding kernel, init openrc, network ifupdown, vmtools, grow, ssh');
       expect(r.install).toEqual({
         pm: 'apk',
         packages: [
           'linux-virt', 'mkinitfs', 'e2fsprogs', 'openrc', 'busybox-openrc', 'busybox-mdev-openrc', 'ifupdown-ng',
-          'open-vm-tools', 'open-vm-tools-openrc', 'openssh-server', 'openssh-server-openrc',
+          'open-vm-tools', 'open-vm-tools-openrc', 'sfdisk', 'partx', 'e2fsprogs-extra', 'openssh-server', 'openssh-server-openrc',
         ],
       });
       expect(r.writes['/etc/mkinitfs/mkinitfs.conf']).toEqual(['features="ata base ext4 scsi virtio"']);
@@ -317,7 +338,7 @@ for (const shell of SHELLS) {
         r.lines.findIndex((l) => l.startsWith('dry run: would install with')),
       );
       expect(r.copies).toEqual(['/tmp/c2v/interfaces -> /etc/network/interfaces']);
-      expect(r.appends).toEqual(['/etc/inittab: ttyS0::respawn:/sbin/getty -L 115200 ttyS0 vt100']);
+      expect(r.appends).toEqual([`/etc/inittab: ttyS0::respawn:${SERIAL_GETTY} /sbin/getty -L 115200 ttyS0 vt100`]);
       expect(r.runs).toEqual([
         'rc-update add networking boot',
         'rc-update add devfs sysinit',
@@ -331,11 +352,13 @@ for (const shell of SHELLS) {
         'init openrc',
         'network ifupdown',
         'vmtools',
+        'grow',
         'ssh',
         '# kernel: linux-virt mkinitfs e2fsprogs',
         '# init openrc: openrc busybox-openrc busybox-mdev-openrc',
         '# network ifupdown: ifupdown-ng',
         '# vmtools: open-vm-tools open-vm-tools-openrc',
+        '# grow: sfdisk partx e2fsprogs-extra',
         '# ssh: openssh-server openssh-server-openrc',
       ]);
       expect(failure('alpine-app', { C2V_INIT: 'systemd' })).toMatch(/^c2v-packages: C2V_INIT=systemd is not available for Alpine Linux v3\.20: /);
@@ -345,7 +368,7 @@ for (const shell of SHELLS) {
       const r = dryRun('alpine-ifupdown-ng');
       expect(r.status).toBe(0);
       expect(r.lines).toContain('network: present');
-      expect(r.summary).toBe('alpine 3.20.3: adding kernel, init openrc, vmtools');
+      expect(r.summary).toBe('alpine 3.20.3: adding kernel, init openrc, vmtools, grow');
       expect(r.install?.packages).not.toContain('ifupdown-ng');
       expect(r.copies).toEqual([]);
       expect(r.runs).not.toContain('rc-update add networking boot');
@@ -355,22 +378,21 @@ for (const shell of SHELLS) {
       const r = dryRun('rocky-app');
       expect(r.status).toBe(0);
       expect(r.lines).toContain('Rocky Linux 9.3 (Blue Onyx): family rhel');
-      expect(r.summary).toBe('rocky 9.3 (rhel family): adding kernel, init systemd, network networkmanager, vmtools');
-      expect(r.install).toEqual({ pm: 'dnf', packages: ['kernel-core', 'dracut', 'systemd', 'NetworkManager', 'open-vm-tools'] });
+      expect(r.summary).toBe('rocky 9.3 (rhel family): adding kernel, init systemd, network networkmanager, vmtools, grow');
+      expect(r.install).toEqual({ pm: 'dnf', packages: ['kernel-core', 'dracut', 'systemd', 'NetworkManager', 'open-vm-tools', 'util-linux', 'e2fsprogs'] });
       expect(r.writes['/etc/dracut.conf.d/c2v.conf']).toEqual(['hostonly="no"', 'add_drivers+=" vmw_pvscsi vmxnet3 mptspi ahci virtio_blk virtio_scsi virtio_net "']);
       expect(r.copies).toEqual([]);
       expect(r.appends).toEqual([]);
       expect(r.runs).toEqual([
         'dracut -f /boot/initramfs-VERSION.img VERSION, for each kernel VERSION in /lib/modules',
         'systemctl enable NetworkManager.service',
-        'systemctl enable serial-getty@ttyS0.service',
-        'systemctl enable open-vm-tools.service (or vmtoolsd.service)',
+          'systemctl enable open-vm-tools.service (or vmtoolsd.service)',
       ]);
       expect(r.record.slice(0, 4)).toEqual(['kernel', 'init systemd', 'network networkmanager', 'vmtools']);
       expect(r.record).toContain('# network networkmanager: NetworkManager');
 
       const ubi = dryRun('ubi-minimal-app');
-      expect(ubi.summary).toBe('rhel 9.4: adding kernel, init systemd, network networkmanager, vmtools');
+      expect(ubi.summary).toBe('rhel 9.4: adding kernel, init systemd, network networkmanager, vmtools, grow');
       expect(ubi.install?.pm).toBe('microdnf');
     });
 
@@ -447,6 +469,9 @@ ifupdown-ng /sbin/ifupdown
 ifupdown-ng /sbin/ifup ifupdown
 open-vm-tools /usr/bin/vmtoolsd
 open-vm-tools-openrc /etc/init.d/open-vm-tools
+sfdisk /sbin/sfdisk
+partx /usr/bin/partx
+e2fsprogs-extra /usr/sbin/resize2fs
 openssh-server /usr/sbin/sshd
 openssh-server-openrc /etc/init.d/sshd
 `,
@@ -459,6 +484,8 @@ ifupdown /sbin/ifup
 isc-dhcp-client /sbin/dhclient
 open-vm-tools /usr/bin/vmtoolsd
 open-vm-tools /lib/systemd/system/open-vm-tools.service
+fdisk /sbin/sfdisk
+e2fsprogs /sbin/resize2fs
 openssh-server /usr/sbin/sshd
 openssh-server /lib/systemd/system/ssh.service
 `,
@@ -471,6 +498,9 @@ NetworkManager /usr/sbin/NetworkManager
 NetworkManager /usr/lib/systemd/system/NetworkManager.service
 open-vm-tools /usr/bin/vmtoolsd
 open-vm-tools /usr/lib/systemd/system/vmtoolsd.service
+util-linux /usr/sbin/sfdisk
+util-linux /usr/bin/partx
+e2fsprogs /usr/sbin/resize2fs
 openssh-server /usr/sbin/sshd
 openssh-server /usr/lib/systemd/system/sshd.service
 `,
@@ -530,9 +560,9 @@ describe.skipIf(chroot.why !== undefined)(`real runs in a chroot with stub packa
     const r = realRun(root, { C2V_SSH: '1' });
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
-    expect(r.stdout).toContain('c2v-packages: alpine 3.20.3: adding kernel, init openrc, network ifupdown, vmtools, ssh\n');
+    expect(r.stdout).toContain('c2v-packages: alpine 3.20.3: adding kernel, init openrc, network ifupdown, vmtools, grow, ssh\n');
     expect(log(root)).toEqual([
-      'apk add --no-cache linux-virt mkinitfs e2fsprogs openrc busybox-openrc busybox-mdev-openrc ifupdown-ng open-vm-tools open-vm-tools-openrc openssh-server openssh-server-openrc',
+      'apk add --no-cache linux-virt mkinitfs e2fsprogs openrc busybox-openrc busybox-mdev-openrc ifupdown-ng open-vm-tools open-vm-tools-openrc sfdisk partx e2fsprogs-extra openssh-server openssh-server-openrc',
       'rc-update add networking boot',
       'rc-update add devfs sysinit',
       'rc-update add mdev sysinit',
@@ -543,9 +573,9 @@ describe.skipIf(chroot.why !== undefined)(`real runs in a chroot with stub packa
     expect(read(root, 'etc/mkinitfs/mkinitfs.conf')).toBe('features="ata base ext4 scsi virtio"\n');
     expect(read(root, 'etc/network/interfaces')).toBe('auto lo\niface lo inet loopback\n');
     expect(lstatSync(path.join(root, 'etc/network/interfaces')).mode & 0o777).toBe(0o644);
-    expect(read(root, 'etc/inittab')).toBe('::sysinit:/sbin/openrc sysinit\nttyS0::respawn:/sbin/getty -L 115200 ttyS0 vt100\n');
+    expect(read(root, 'etc/inittab')).toBe(`::sysinit:/sbin/openrc sysinit\nttyS0::respawn:${SERIAL_GETTY} /sbin/getty -L 115200 ttyS0 vt100\n`);
     const record = read(root, 'etc/c2v/packages');
-    expect(record.split('\n').slice(0, 5)).toEqual(['kernel', 'init openrc', 'network ifupdown', 'vmtools', 'ssh']);
+    expect(record.split('\n').slice(0, 6)).toEqual(['kernel', 'init openrc', 'network ifupdown', 'vmtools', 'grow', 'ssh']);
     expect(record.endsWith('# ssh: openssh-server openssh-server-openrc\n')).toBe(true);
 
     const inittab = read(root, 'etc/inittab');
@@ -565,19 +595,18 @@ describe.skipIf(chroot.why !== undefined)(`real runs in a chroot with stub packa
     expect(log(root)).toEqual([
       'apt-get update',
       'policy-rc.d: exit 101',
-      'apt-get install -y --no-install-recommends linux-image-amd64 initramfs-tools systemd systemd-sysv udev dbus ifupdown isc-dhcp-client iproute2 open-vm-tools openssh-server',
+      'apt-get install -y --no-install-recommends linux-image-amd64 initramfs-tools systemd systemd-sysv udev dbus ifupdown isc-dhcp-client iproute2 open-vm-tools fdisk e2fsprogs openssh-server',
       'policy-rc.d: exit 101',
       'apt-get clean',
       'policy-rc.d: exit 101',
-      'systemctl enable serial-getty@ttyS0.service',
       'systemctl enable open-vm-tools.service',
       'systemctl enable ssh.service',
     ]);
     expect(existsSync(path.join(root, 'usr/sbin/policy-rc.d'))).toBe(false);
     expect(read(root, 'etc/initramfs-tools/modules')).toBe(INITRAMFS_MODULES.join('\n') + '\n');
     expect(read(root, 'etc/network/interfaces')).toBe('auto lo\niface lo inet loopback\n');
-    expect(readdirSync(path.join(root, 'etc/systemd/enabled')).sort()).toEqual(['open-vm-tools.service', 'serial-getty@ttyS0.service', 'ssh.service']);
-    expect(read(root, 'etc/c2v/packages').split('\n').slice(0, 5)).toEqual(['kernel', 'init systemd', 'network ifupdown', 'vmtools', 'ssh']);
+    expect(readdirSync(path.join(root, 'etc/systemd/enabled')).sort()).toEqual(['open-vm-tools.service', 'ssh.service']);
+    expect(read(root, 'etc/c2v/packages').split('\n').slice(0, 6)).toEqual(['kernel', 'init systemd', 'network ifupdown', 'vmtools', 'grow', 'ssh']);
   });
 
   it('Rocky: the kernel put in /boot, its initramfs made again, and the unit names RHEL uses', () => {
@@ -587,12 +616,11 @@ describe.skipIf(chroot.why !== undefined)(`real runs in a chroot with stub packa
     expect(r.status).toBe(0);
     const v = '5.14.0-362.8.1.el9_3.x86_64';
     expect(log(root)).toEqual([
-      'dnf install -y kernel-core dracut systemd NetworkManager open-vm-tools openssh-server',
+      'dnf install -y kernel-core dracut systemd NetworkManager open-vm-tools util-linux e2fsprogs openssh-server',
       'dnf clean all',
       `install -m 0755 /lib/modules/${v}/vmlinuz /boot/vmlinuz-${v}`,
       `dracut -f /boot/initramfs-${v}.img ${v}`,
       'systemctl enable NetworkManager.service',
-      'systemctl enable serial-getty@ttyS0.service',
       'systemctl enable open-vm-tools.service',
       'systemctl enable vmtoolsd.service',
       'systemctl enable ssh.service',
@@ -602,7 +630,7 @@ describe.skipIf(chroot.why !== undefined)(`real runs in a chroot with stub packa
     expect(existsSync(path.join(root, `boot/initramfs-${v}.img`))).toBe(true);
     expect(read(root, 'etc/dracut.conf.d/c2v.conf')).toBe('hostonly="no"\nadd_drivers+=" vmw_pvscsi vmxnet3 mptspi ahci virtio_blk virtio_scsi virtio_net "\n');
     expect(existsSync(path.join(root, 'etc/network/interfaces'))).toBe(false);
-    expect(read(root, 'etc/c2v/packages').split('\n').slice(0, 5)).toEqual(['kernel', 'init systemd', 'network networkmanager', 'vmtools', 'ssh']);
+    expect(read(root, 'etc/c2v/packages').split('\n').slice(0, 6)).toEqual(['kernel', 'init systemd', 'network networkmanager', 'vmtools', 'grow', 'ssh']);
   });
 
   it('stops before touching the image when a package manager or the interfaces file is missing', () => {
@@ -625,19 +653,19 @@ describe.skipIf(chroot.why !== undefined)(`real runs in a chroot with stub packa
 describe('the Dockerfile stage', () => {
   const text = () => readFileSync(STAGE, 'utf8');
   const render = (base: string, user: string) =>
-    renderTemplate(parseTemplate('packages/Dockerfile', text(), { shell: false }), { base, init: 'auto', ssh: '0', user })
+    renderTemplate(parseTemplate('packages/Dockerfile', text(), { shell: false }), { base, init: 'auto', ssh: '0', cloudInit: '0', user })
       .split('\n')
       .filter((l) => l.trim() !== '' && !l.startsWith('#'));
 
-  it('is a template of exactly base, init, ssh and user, the values c2v renders it with', () => {
+  it('is a template of exactly base, init, ssh, cloudInit and user, the values c2v renders it with', () => {
     const names = [...text().matchAll(/\{\{\s*([^!#/\s][^}|]*?)\s*\}\}/g)].map((m) => m[1]);
-    expect([...new Set(names)].sort()).toEqual(['base', 'init', 'ssh', 'user']);
+    expect([...new Set(names)].sort()).toEqual(['base', 'cloudInit', 'init', 'ssh', 'user']);
   });
 
-  it('builds on C2V_BASE, takes exactly C2V_INIT, C2V_SSH and C2V_USER, and copies exactly the script and interfaces', () => {
+  it('builds on C2V_BASE, takes exactly C2V_INIT, C2V_SSH, C2V_CLOUD_INIT and C2V_USER, and copies exactly the script and interfaces', () => {
     const l = render('${C2V_BASE}', '');
     expect(l.slice(0, 2)).toEqual(['ARG C2V_BASE', 'FROM ${C2V_BASE}']);
-    expect(l.filter((x) => x.startsWith('ARG ')).map((x) => x.slice(4))).toEqual(['C2V_BASE', 'C2V_INIT=auto', 'C2V_SSH=0', 'C2V_USER=']);
+    expect(l.filter((x) => x.startsWith('ARG ')).map((x) => x.slice(4))).toEqual(['C2V_BASE', 'C2V_INIT=auto', 'C2V_SSH=0', 'C2V_CLOUD_INIT=0', 'C2V_USER=']);
     expect(l.filter((x) => x.startsWith('COPY '))).toEqual([`COPY ${PACKAGES_CONTEXT_DIR}/c2v-packages.sh ${PACKAGES_CONTEXT_DIR}/interfaces /tmp/c2v/`]);
     expect(l.filter((x) => /^FROM /.test(x))).toHaveLength(1);
     expect(render('c2v-app', 'app:staff').filter((x) => /^(FROM|ARG C2V_USER)/.test(x))).toEqual(['FROM c2v-app', 'ARG C2V_USER=app:staff']);
@@ -647,7 +675,7 @@ describe('the Dockerfile stage', () => {
     const l = render('${C2V_BASE}', '');
     const at = (prefix: string) => l.findIndex((x) => x.startsWith(prefix));
     expect(l[at('FROM') + 1]).toBe('USER root');
-    expect(at('RUN ')).toBeGreaterThan(at('ARG C2V_SSH'));
+    expect(at('RUN ')).toBeGreaterThan(at('ARG C2V_CLOUD_INIT'));
     expect(at('RUN ')).toBeLessThan(at('ARG C2V_USER'));
     expect(l[l.length - 1]).toBe('USER ${C2V_USER}');
     expect(JSON.parse(l[at('RUN ')].slice(4))).toEqual(['/bin/sh', '-c', 'sh /tmp/c2v/c2v-packages.sh && rm -rf /tmp/c2v']);

@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadTemplates, TEMPLATES_DIR } from '../../src/adapters/templates.js';
 import { appWrapper, openrcScript } from '../../src/plan/app-service.js';
-import { parseTemplate, TEMPLATE_FILES, type Templates } from '../../src/plan/template.js';
+import { parseTemplate, renderTemplate, TEMPLATE_FILES, type Templates } from '../../src/plan/template.js';
 import { ARGVS, COMMANDS, SOURCES, USERS } from '../helpers/template-matrix.js';
 
 const exec = promisify(execFile);
@@ -38,6 +38,13 @@ function lintTemplates(): Templates {
 
 type Render = (t: Templates) => string;
 
+/** guest.conf's values: the app's property names, the image's USER, the networking c2v manages. */
+const GUEST_CONFS = [
+  { name: 'none', values: { appProperties: [], appBooleans: [], appOwner: '', network: '' } },
+  { name: 'ifupdown', values: { appProperties: ['GREETING', 'API_TOKEN', '_x1'], appBooleans: ['_x1'], appOwner: 'app:staff', network: 'ifupdown' } },
+  { name: 'nm', values: { appProperties: ['PORT'], appBooleans: [], appOwner: "o'b:g r", network: 'networkmanager' } },
+];
+
 const SHELL_RENDERINGS: { kind: string; shellcheckArgs: string[]; cases: [string, Render][] }[] = [
   {
     kind: 'app-run',
@@ -49,6 +56,33 @@ const SHELL_RENDERINGS: { kind: string; shellcheckArgs: string[]; cases: [string
     // openrc-run is sh with its own variables and functions; shellcheck does not know its shebang.
     shellcheckArgs: ['--shell=sh'],
     cases: USERS.flatMap((u) => SOURCES.map((s): [string, Render] => [`${u.name}-${s.name}`, (t) => openrcScript({ ...COMMANDS[0].input, user: u.input }, s.input, t)])),
+  },
+  {
+    kind: 'c2v-guest',
+    shellcheckArgs: ['--shell=sh'],
+    cases: [['agent', (t) => renderTemplate(t.guestAgent, {})]],
+  },
+  {
+    kind: 'network.sh',
+    // Sourced by the agent, whose variables it reads.
+    shellcheckArgs: ['--shell=sh'],
+    cases: [['network', (t) => renderTemplate(t.guestNetwork, {})]],
+  },
+  {
+    kind: 'grow-root',
+    shellcheckArgs: ['--shell=sh'],
+    cases: [['grow-root', (t) => renderTemplate(t.growRoot, {})]],
+  },
+  {
+    kind: 'guest.conf',
+    // Sourced by the agent, so it has no shebang of its own.
+    shellcheckArgs: ['--shell=sh'],
+    cases: GUEST_CONFS.map((c): [string, Render] => [c.name, (t) => renderTemplate(t.guestConf, c.values)]),
+  },
+  {
+    kind: 'c2v-guest.openrc',
+    shellcheckArgs: ['--shell=sh'],
+    cases: [['openrc', (t) => renderTemplate(t.guestOpenrc, {})]],
   },
 ];
 

@@ -47,10 +47,10 @@ describe('chooseKernel', () => {
 describe('grub configuration', () => {
   const kernel = { kernel: 'boot/vmlinuz-6.1.0-18-amd64', initrd: 'boot/initrd.img-6.1.0-18-amd64' };
 
-  it('boots the kernel by root UUID with the consoles on tty0 and ttyS0 (ttyS0 last, so it is /dev/console)', () => {
+  it("boots the kernel by root UUID with the consoles on ttyS0 and tty0 (tty0 last, so it is /dev/console: vSphere's console)", () => {
     const cfg = grubConfig({ title: "Debian's appliance", rootFsUuid: UUID, kernel }, templates);
     expect(cfg).toContain(`search --no-floppy --fs-uuid --set=root ${UUID}`);
-    expect(cfg).toContain(`  linux /boot/vmlinuz-6.1.0-18-amd64 root=UUID=${UUID} ro console=tty0 console=ttyS0,115200\n`);
+    expect(cfg).toContain(`  linux /boot/vmlinuz-6.1.0-18-amd64 root=UUID=${UUID} ro console=ttyS0,115200 console=tty0\n`);
     expect(cfg).toContain('  initrd /boot/initrd.img-6.1.0-18-amd64\n');
     expect(cfg).toContain("menuentry 'Debians appliance' {");
     expect(cfg).toMatch(/^serial --unit=0 --speed=115200$/m);

@@ -92,6 +92,58 @@ describe('the conversion plan', () => {
     expect(after.disk!.ovf.annotation).toContain('from app:1.4');
   });
 
+  it("deploy-time properties: the agent's files for the guest's init, the OVF's properties, host keys left out", () => {
+    const app = image({ config: { ...image().config, cmd: ['python3', 'app.py'], env: ['GREETING=hi'], user: 'app', labels: { 'c2v.property.MOTTO': 'string=calm', 'org.opencontainers.image.title': 'My app', 'org.opencontainers.image.version': '1.4' } } });
+    const probe = { osRelease: bookworm, hasKernel: true, init: 'systemd' as const, hasSshd: true, packages: ['kernel', 'init systemd', 'network ifupdown', 'vmtools'] };
+    const disk = planConversion(request({ image: app, probe }, { property: ['GREETING', 'TOKEN:password', 'DEBUG:bool'] })).disk!;
+    const paths = disk.guest.additions.map((a) => a.path);
+    expect(paths).toEqual(
+      expect.arrayContaining([
+        '/usr/local/lib/c2v/c2v-guest',
+        '/usr/local/lib/c2v/ovf-env.awk',
+        '/usr/local/lib/c2v/grow-root',
+        '/etc/c2v/guest.conf',
+        '/etc/systemd/system/c2v-guest.service',
+        '/etc/systemd/system/sysinit.target.wants/c2v-guest.service',
+        '/etc/systemd/journald.conf.d/c2v-serial.conf',
+      ]),
+    );
+    const conf = disk.guest.additions.find((a) => a.path === '/etc/c2v/guest.conf') as { content: string };
+    expect(conf.content).toContain(`C2V_APP_OWNER='app'`);
+    expect(conf.content).toContain(`C2V_NETWORK='ifupdown'`);
+    expect(conf.content).toMatch(/C2V_APP_BOOLEANS="\$C2V_APP_BOOLEANS "'DEBUG'/);
+    const wrapper = disk.guest.additions.find((a) => a.path === '/usr/local/lib/c2v/app-run') as { content: string };
+    expect(wrapper.content).toContain(`if [ -r '/run/c2v/app.env' ]; then . '/run/c2v/app.env'; fi`);
+    expect(new RegExp(disk.guest.leaveOut!).test('etc/ssh/ssh_host_ed25519_key')).toBe(true);
+    expect(disk.ovf.properties.map((p) => p.key)).toEqual([
+      'c2v.hostname', 'c2v.ipv4', 'c2v.gateway', 'c2v.dns', 'c2v.search', 'c2v.ntp', 'c2v.ssh_keys', 'c2v.root_password', 'app.MOTTO', 'app.GREETING', 'app.TOKEN', 'app.DEBUG',
+    ]);
+    expect(disk.ovf.product).toEqual({ product: 'My app', vendor: undefined, version: '1.4', productUrl: undefined });
+    // OpenRC: the script in the boot runlevel, no systemd files.
+    const openrc = planConversion(request({ image: app, probe: { ...probe, init: 'openrc' } }, { property: ['GREETING'] })).disk!;
+    expect(openrc.guest.additions.map((a) => a.path)).toEqual(expect.arrayContaining(['/etc/init.d/c2v-guest', '/etc/runlevels/sysinit/c2v-guest']));
+    expect(openrc.guest.additions.some((a) => a.path.startsWith('/etc/systemd/'))).toBe(false);
+  });
+
+  it('--cloud-init: cloud-init in the packages step and its OVF properties instead of the agent; --property refused with it', () => {
+    const app = image({ config: { ...image().config, cmd: ['python3', 'app.py'] } });
+    const probe = { osRelease: bookworm, hasKernel: true, init: 'systemd' as const, hasSshd: false, hasCloudInit: false };
+    const plan = planConversion(request({ image: app, probe }, { cloudInit: true }));
+    expect(plan.appliance).toMatchObject({ cloudInit: true, installKernel: false, buildArgs: { C2V_CLOUD_INIT: '1' } });
+    const disk = planConversion(request({ image: app, probe, vmImage: image({ id: 'sha256:' + 'd'.repeat(64) }), vmProbe: { ...probe, hasCloudInit: true } }, { cloudInit: true })).disk!;
+    expect(disk.ovf.properties.map((p) => p.key)).toEqual(['instance-id', 'hostname', 'public-keys', 'user-data', 'password', 'seedfrom']);
+    expect(disk.guest.additions.some((a) => a.path.includes('c2v-guest'))).toBe(false);
+    expect(() => planConversion(request({ image: app, probe: { ...probe, hasCloudInit: true } }, { cloudInit: true, property: ['A'] }))).toThrow(/--cloud-init/);
+  });
+
+  it('refuses --property where nothing would read it: no app service, no init the agent runs under', () => {
+    const app = image({ config: { ...image().config, cmd: ['python3', 'app.py'] } });
+    expect(() => planConversion(request({ image: app }, { property: ['A'], appService: false }))).toThrow(/--property values are handed to the app service/);
+    expect(() => planConversion(request({ image: image() }, { property: ['A'] }))).toThrow(/there is none/); // a VM image: its command is an init
+    const other = { osRelease: bookworm, hasKernel: true, init: 'other' as const };
+    expect(() => planConversion(request({ image: app, probe: other, vmImage: image(), vmProbe: other }, { property: ['A'] }))).toThrow(/systemd or OpenRC/);
+  });
+
   it('refuses, in one line, what cannot be done: a disk too small, a distribution without a template', () => {
     expect(() => planConversion(request({}, { diskSize: '100M' }))).toThrow(/--disk-size 100.0 MiB is too small for this image.*use at least/);
     const unknown = { ID: 'plan9' };

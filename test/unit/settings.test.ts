@@ -55,6 +55,7 @@ describe('the settings table', () => {
       network: 'VM Network',
       scsi: 'pvscsi',
       nic: 'vmxnet3',
+      serial: false,
       hwVersion: 14,
       manifestDigest: 'auto',
       compressLevel: 5,
@@ -63,6 +64,8 @@ describe('the settings table', () => {
       platform: 'linux/amd64',
       init: 'auto',
       appService: true,
+      ssh: false,
+      cloudInit: false,
       keepWorkdir: false,
       plan: false,
     });
