@@ -131,7 +131,12 @@ describe('c2v convert of the bundled example', () => {
     expect(debugfs('stat /.dockerenv')).not.toMatch(/Inode:/);
     expect(debugfs('cat /etc/fstab')).toMatch(/^UUID=[0-9a-f-]{36} \/ ext4 /m);
     expect(debugfs('cat /etc/hosts')).toContain('localhost');
-    expect(debugfs('cat /boot/grub/grub.cfg')).toMatch(/linux \/boot\/vmlinuz-\S+ root=UUID=\S+ ro console=tty0 console=ttyS0,115200/);
+    // tty0 last: it is /dev/console, what vSphere's console shows; the kernel writes to ttyS0 as well.
+    expect(debugfs('cat /boot/grub/grub.cfg')).toMatch(/linux \/boot\/vmlinuz-\S+ root=UUID=\S+ ro console=ttyS0,115200 console=tty0/);
+    // The guest agent, enabled for sysinit, and the journal forwarded to the serial port.
+    expect(debugfs('stat /usr/local/lib/c2v/c2v-guest')).toMatch(/Inode:/);
+    expect(debugfs('stat /etc/systemd/system/sysinit.target.wants/c2v-guest.service')).toMatch(/Type: symlink/);
+    expect(debugfs('cat /etc/systemd/journald.conf.d/c2v-serial.conf')).toMatch(/^TTYPath=\/dev\/ttyS0$/m);
     expect(sh('mdir', ['-i', espImg, '::/EFI/BOOT'])).toContain('BOOTX64  EFI');
   });
 

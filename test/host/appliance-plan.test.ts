@@ -92,7 +92,7 @@ describe('appliance planning', () => {
   it('builds the packages step for a Debian app image: one stage and one script, whatever its config', () => {
     const plan = planAppliance({ templates, source: 'myapp:1.4', command: cmd, probe: appImage, init: 'auto', appService: true })!;
     expect(plan).toMatchObject({ family: 'debian', init: 'systemd', installKernel: true, installInit: true, installNetwork: true, ssh: false });
-    expect(plan.buildArgs).toEqual({ C2V_INIT: 'auto', C2V_SSH: '0', C2V_USER: 'app:staff' });
+    expect(plan.buildArgs).toEqual({ C2V_INIT: 'auto', C2V_SSH: '0', C2V_CLOUD_INIT: '0', C2V_USER: 'app:staff' });
     expect(plan.files.map((f) => f.path).sort()).toEqual(['c2v-packages.sh', 'interfaces']);
     expect(plan.dockerfile).toMatch(/^FROM \$\{C2V_BASE\}$/m);
     expect(plan.dockerfile).toMatch(/^ARG C2V_USER=app:staff$/m);
@@ -113,12 +113,16 @@ describe('appliance planning', () => {
   });
 });
 
+/** The guest agent's files, which every guest with systemd or OpenRC gets (plan/guest-agent.ts). */
+const AGENT = /^\/usr\/local\/lib\/c2v\/(c2v-guest|network\.sh|ovf-env\.awk|grow-root)$|^\/etc\/c2v\/guest\.conf$|c2v-guest|journald\.conf\.d/;
+const withoutAgent = <T extends { path: string }>(files: T[]): T[] => files.filter((f) => !AGENT.test(f.path));
+
 describe('guest files, written at conversion time', () => {
   const systemdVm: ImageProbe = { osRelease: bookworm, hasKernel: true, init: 'systemd', hasSshd: true, packages: ['kernel', 'init systemd', 'network ifupdown', 'vmtools'] };
 
   it('the app service under systemd: wrapper, unit and the link systemctl enable would make', () => {
     const g = planGuestFiles({ templates, source: 'myapp:1.4', command: cmd, probe: systemdVm, appService: true });
-    expect(g.additions.map((a) => [a.path, 'symlink' in a ? `-> ${a.symlink}` : 'content' in a ? (a.mode ?? 0o644).toString(8) : 'dir'])).toEqual([
+    expect(withoutAgent(g.additions).map((a) => [a.path, 'symlink' in a ? `-> ${a.symlink}` : 'content' in a ? (a.mode ?? 0o644).toString(8) : 'dir'])).toEqual([
       ['/usr/local/lib/c2v/app-run', '755'],
       ['/etc/systemd/system/c2v-app.service', '644'],
       ['/etc/systemd/system/multi-user.target.wants/c2v-app.service', '-> /etc/systemd/system/c2v-app.service'],
@@ -130,18 +134,21 @@ describe('guest files, written at conversion time', () => {
 
   it('the app service under OpenRC, enabled in the default runlevel', () => {
     const g = planGuestFiles({ templates, source: 'x', command: cmd, probe: { ...systemdVm, init: 'openrc' }, appService: true });
-    expect(g.additions.map((a) => a.path)).toEqual(['/usr/local/lib/c2v/app-run', '/etc/init.d/c2v-app', '/etc/runlevels/default/c2v-app']);
+    expect(withoutAgent(g.additions).map((a) => a.path)).toEqual(['/usr/local/lib/c2v/app-run', '/etc/init.d/c2v-app', '/etc/runlevels/default/c2v-app']);
+    expect(g.additions.map((a) => a.path)).toEqual(expect.arrayContaining(['/etc/init.d/c2v-guest', '/etc/runlevels/sysinit/c2v-guest']));
   });
 
   it('SSH keys and a root password hash, only when given; a VM image of its own is not touched otherwise', () => {
     const g = planGuestFiles({ templates, source: 'x', command: cmd, probe: systemdVm, appService: false, sshAuthorizedKeys: 'ssh-ed25519 AAAA test\n\n', rootPasswordHash: '$6$salt$hash' });
-    expect(g.additions).toEqual([
+    expect(withoutAgent(g.additions)).toEqual([
       { path: '/root/.ssh', directory: true, mode: 0o700 },
       { path: '/root/.ssh/authorized_keys', content: 'ssh-ed25519 AAAA test\n', mode: 0o600 },
     ]);
     expect(g.edits).toEqual([{ path: '/etc/shadow', op: 'shadow-password', user: 'root', hash: '$6$salt$hash' }]);
     const own = planGuestFiles({ templates, source: 'vm', command: { ...cmd, cmd: ['/sbin/init'], entrypoint: [] }, probe: { ...systemdVm, packages: undefined }, appService: true });
-    expect(own).toEqual({ additions: [], edits: [], appArgv: undefined, kernelCmdline: '' });
+    // Nothing of its own is touched; it gets only the guest agent, and its SSH host keys are left for it to make.
+    expect({ ...own, additions: withoutAgent(own.additions) }).toEqual({ additions: [], edits: [], appArgv: undefined, kernelCmdline: '', leaveOut: '^etc/ssh/ssh_host_[^/]*$', ovfProperties: own.ovfProperties });
+    expect(own.ovfProperties.map((p) => p.key)).toEqual(['c2v.hostname', 'c2v.ntp', 'c2v.ssh_keys', 'c2v.root_password']);
   });
 
   it('refuses what the final image cannot run: an app service without systemd or OpenRC, keys without sshd', () => {
