@@ -141,6 +141,7 @@ async function begin(opts: ConvertOptions, backendsFor: BackendChoice, stages: S
     throw new C2vError('usage', `--output ${output} is a directory: give a file name, like ${path.join(output, defaultOutput(name, opts.format))}`);
   }
   const sshAuthorizedKeys = await readSshKey(opts.sshKey);
+  const eula = await readEula(opts.eula);
   const templates = await loadTemplates();
   // A malformed SOURCE_DATE_EPOCH, or a VM its hardware version cannot run, fails here, not after a build.
   buildEpoch(process.env.SOURCE_DATE_EPOCH, undefined);
@@ -183,7 +184,7 @@ async function begin(opts: ConvertOptions, backendsFor: BackendChoice, stages: S
         const source = await rootfs.of(image.id);
         const osRelease = await readOsRelease(source);
         const probe = await probeImage(source, osRelease);
-        request = { name, output, options: opts, image, osRelease, probe, sshAuthorizedKeys, sourceDateEpoch: process.env.SOURCE_DATE_EPOCH, templates };
+        request = { name, output, options: opts, image, osRelease, probe, sshAuthorizedKeys, eula, sourceDateEpoch: process.env.SOURCE_DATE_EPOCH, templates };
       }
       if (vmImage && vmProbe?.id !== vmImage.id) {
         // The guest files are written for what the packages step left: its init, its record.
@@ -307,6 +308,18 @@ async function buildDisk(disk: DiskPlan, run: Run, ws: Workspace, stages: StageR
     (z) => `${z.zeroedBlocks} blocks zeroed; ${formatSize(z.checkedBytes)} of ${formatSize(z.freeBytes)} free space read (the rest are holes)`,
   );
   return { diskPath, disk: withLayout(disk, layout), kernel: rootfs.kernel.kernel };
+}
+
+async function readEula(file: string | undefined): Promise<string | undefined> {
+  if (!file) return undefined;
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    throw new C2vError('input', `--eula ${file} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): name a text file holding the license`);
+  }
+  if (!text.trim()) throw new C2vError('input', `--eula ${file} is empty: name a text file holding the license`);
+  return text;
 }
 
 async function readSshKey(file: string | undefined): Promise<string | undefined> {

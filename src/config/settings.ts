@@ -151,6 +151,23 @@ export const CONVERT_SETTINGS = {
   network: { type: 'string', describe: 'Name of the network the NIC connects to', default: 'VM Network', schema: z.string().min(1, '--network must not be empty') },
   scsi: { type: 'string', describe: 'Disk controller', choices: SCSI_CONTROLLERS, default: 'pvscsi' },
   nic: { type: 'string', describe: 'Network adapter', choices: NICS, default: 'vmxnet3' },
+  product: {
+    type: 'string',
+    describe: 'Product name the deploy wizard shows (default: the image label org.opencontainers.image.title, else --name)',
+    schema: z.string().min(1, '--product must not be empty'),
+  },
+  vendor: { type: 'string', describe: 'Vendor the deploy wizard shows (default: the label org.opencontainers.image.vendor)', schema: z.string().min(1, '--vendor must not be empty') },
+  'product-version': {
+    type: 'string',
+    describe: 'Version the deploy wizard shows (default: the label org.opencontainers.image.version)',
+    schema: z.string().min(1, '--product-version must not be empty'),
+  },
+  'product-url': {
+    type: 'string',
+    describe: 'Product URL the deploy wizard shows (default: the label org.opencontainers.image.url)',
+    schema: z.string().min(1, '--product-url must not be empty'),
+  },
+  eula: { type: 'string', describe: 'A text file of the license the deploy wizard makes the admin accept (an OVF EulaSection)', schema: z.string().min(1, '--eula must name a file') },
   serial: {
     type: 'boolean',
     describe: 'Add a serial port to the VM (not connected at power on: choose its backing, such as a network serial port, in vSphere)',

@@ -36,6 +36,8 @@ export interface ConversionRequest {
   vmImage?: ImageInfo;
   /** The appliance image looked into: the init and packages the guest files are written for. */
   vmProbe?: ImageProbe;
+  /** The --eula file's text. */
+  eula?: string;
   /** The environment's SOURCE_DATE_EPOCH, as given. */
   sourceDateEpoch?: string;
   /** The guest files' templates (adapters/templates.ts loadTemplates). */
@@ -82,6 +84,7 @@ export interface DiskPlan {
     annotation: string;
     product: NonNullable<OvfSpec['product']>;
     serial: boolean;
+    eula?: string;
     properties: OvfProperty[];
   };
 }
@@ -156,17 +159,27 @@ function planDisk(req: ConversionRequest, vmImage: ImageInfo): DiskPlan {
       nic: NIC[opts.nic],
       networkName: opts.network,
       annotation: annotation(req.image, opts),
-      product: productOf(req.image, name),
+      product: productOf(req.image, name, opts),
       serial: opts.serial,
+      eula: req.eula,
       properties: guest.ovfProperties,
     },
   };
 }
 
-/** What the deploy wizard shows the appliance to be: the image's OCI annotations as labels, else its name. */
-function productOf(image: ImageInfo, name: string): NonNullable<OvfSpec['product']> {
-  const label = (key: string): string | undefined => image.config.labels[`org.opencontainers.image.${key}`] || undefined;
-  return { product: label('title') ?? name, vendor: label('vendor'), version: label('version'), productUrl: label('url') };
+/** What the deploy wizard shows the appliance to be: the flags, else the image's OCI annotations as labels. */
+function productOf(image: ImageInfo, name: string, opts: ConvertOptions): NonNullable<OvfSpec['product']> {
+  const label = (key: string): string | undefined => ociLabel(image, key);
+  return {
+    product: opts.product ?? label('title') ?? name,
+    vendor: opts.vendor ?? label('vendor'),
+    version: opts.productVersion ?? label('version'),
+    productUrl: opts.productUrl ?? label('url'),
+  };
+}
+
+function ociLabel(image: ImageInfo, key: string): string | undefined {
+  return image.config.labels[`org.opencontainers.image.${key}`] || undefined;
 }
 
 /** The disk plan once the root filesystem was measured and re-laid (disk-size.ts refitLayout): same identities. */
@@ -268,7 +281,10 @@ export function hostnameOf(name: string): string {
 }
 
 function annotation(image: ImageInfo, opts: ConvertOptions): string {
-  const lines = [`Converted by c2v from ${image.ref} (${image.id.slice(0, 19)}).`, `Boot: ${opts.boot}.`];
+  const description = ociLabel(image, 'description');
+  const licenses = ociLabel(image, 'licenses');
+  const lines = [...(description ? [description] : []), `Converted by c2v from ${image.ref} (${image.id.slice(0, 19)}).`, `Boot: ${opts.boot}.`];
+  if (licenses) lines.push(`Licenses: ${licenses}.`);
   if (image.config.exposedPorts.length) lines.push(`Exposed ports: ${image.config.exposedPorts.join(', ')}.`);
   return lines.join('\n');
 }

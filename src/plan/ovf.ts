@@ -34,6 +34,8 @@ export interface OvfSpec {
   properties?: readonly OvfProperty[];
   /** A serial port (--serial). */
   serial?: boolean;
+  /** A license the deploy wizard makes the admin accept (--eula). */
+  eula?: string;
 }
 
 /** guestinfo for open-vm-tools, and an ISO in the CD-ROM drive for guests (and hypervisors) without it. */
@@ -157,6 +159,9 @@ export function buildOvf(spec: OvfSpec): string {
 
   const props = spec.properties ?? [];
   if (spec.product !== undefined || props.length) push(...productSection(spec.product ?? {}, props));
+  if (spec.eula !== undefined) {
+    push('    <EulaSection>', '      <Info>An end-user license agreement</Info>', `      <License>${escapeXml(spec.eula)}</License>`, '    </EulaSection>');
+  }
 
   push(
     `    <OperatingSystemSection ovf:id="${spec.os.cimId}" vmw:osType="${attr(spec.os.vmwOsType)}">`,

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -32,7 +32,8 @@ describe('output formats', () => {
     await convert('ovf', out('fmt-ovf'));
     await convert('vmdk', out('fmt.vmdk'));
     await convert('raw', out('fmt.raw'));
-    await convert('ova', out('fmt-vmx11.ova'), ['--hw-version', '11']);
+    writeFileSync(path.join(dir, 'eula.txt'), 'You may use this appliance <as is> & "without warranty".\n');
+    await convert('ova', out('fmt-vmx11.ova'), ['--hw-version', '11', '--serial', '--cpus', '2', '--product', 'Formats & Co', '--product-version', '2.0', '--eula', path.join(dir, 'eula.txt')]);
   }, 300_000);
 
   afterAll(async () => {
@@ -41,7 +42,7 @@ describe('output formats', () => {
   });
 
   it('leaves only the outputs in the folder, no workspace', () => {
-    expect(readdirSync(dir).sort()).toEqual(['fmt-ovf', 'fmt-vmx11.ova', 'fmt.ova', 'fmt.raw', 'fmt.vmdk']);
+    expect(readdirSync(dir).sort()).toEqual(['eula.txt', 'fmt-ovf', 'fmt-vmx11.ova', 'fmt.ova', 'fmt.raw', 'fmt.vmdk']);
   });
 
   it('--hw-version 11: a SHA1 manifest (ESXi 6.0 clients reject SHA256) that checks out, and a vmx-11 OVF', async () => {
@@ -49,6 +50,12 @@ describe('output formats', () => {
     try {
       expect(readFileSync(path.join(ova.dir, 'fmt.mf'), 'utf8')).toMatch(/^SHA1\(fmt\.ovf\)= [0-9a-f]{40}\nSHA1\(fmt-disk1\.vmdk\)= [0-9a-f]{40}\n$/);
       expect(ova.ovf).toContain('<vssd:VirtualSystemType>vmx-11</vssd:VirtualSystemType>');
+      // The product and license the deploy wizard shows, the serial port, two vCPUs on one socket.
+      expect(ova.ovf).toContain('<Product>Formats &amp; Co</Product>');
+      expect(ova.ovf).toContain('<Version>2.0</Version>');
+      expect(ova.ovf).toContain('<License>You may use this appliance &lt;as is&gt; &amp; &quot;without warranty&quot;.\n</License>');
+      expect(ova.ovf).toContain('<rasd:ResourceSubType>vmware.serialport.device</rasd:ResourceSubType>');
+      expect(ova.ovf).toContain('<vmw:CoresPerSocket ovf:required="false">2</vmw:CoresPerSocket>');
     } finally {
       ova.cleanup();
     }

@@ -168,6 +168,7 @@ describe('buildOvf', () => {
       disk: { fileName: 'efi.vmdk', fileBytes: 5000, capacityBytes: 3 * 2 ** 30 + 512 },
       annotation: undefined,
       product: { product: 'Web <app>', vendor: 'ACME & Co', version: '1.2.3' },
+      eula: 'Use it <as is> & "happily".\nSecond paragraph.\n',
     });
     const v = validate(xml);
     expect(v.ok, v.stderr).toBe(true);
@@ -187,6 +188,7 @@ describe('buildOvf', () => {
     expect(xpath(xml, `string(//${el('ProductSection')}/${el('Product')})`)).toBe('Web <app>');
     expect(xpath(xml, `string(//${el('ProductSection')}/${el('Vendor')})`)).toBe('ACME & Co');
     expect(xpath(xml, `string(//${el('ProductSection')}/${el('Version')})`)).toBe('1.2.3');
+    expect(xpath(xml, `string(//${el('EulaSection')}/${el('License')})`)).toBe('Use it <as is> & "happily".\nSecond paragraph.\n');
   });
 
   it('writes the rasd children of every Item in schema (alphabetical) order', () => {

@@ -125,6 +125,20 @@ describe('the conversion plan', () => {
     expect(openrc.guest.additions.some((a) => a.path.startsWith('/etc/systemd/'))).toBe(false);
   });
 
+  it('the product the wizard shows: flags over the OCI labels; the description and licenses in the annotation; the EULA', () => {
+    const labels = { 'org.opencontainers.image.title': 'Label title', 'org.opencontainers.image.vendor': 'ACME', 'org.opencontainers.image.description': 'Serves greetings.', 'org.opencontainers.image.licenses': 'MIT' };
+    const labelled = image({ config: { ...image().config, labels } });
+    const fromLabels = planConversion(request({ image: labelled })).disk!.ovf;
+    expect(fromLabels.product).toEqual({ product: 'Label title', vendor: 'ACME', version: undefined, productUrl: undefined });
+    expect(fromLabels.annotation.split('\n')[0]).toBe('Serves greetings.');
+    expect(fromLabels.annotation).toContain('Licenses: MIT.');
+    const flagged = planConversion(request({ image: labelled, eula: 'Terms.' }, { product: 'Flag', vendor: 'Us', productVersion: '2.0', productUrl: 'https://example.com' })).disk!.ovf;
+    expect(flagged.product).toEqual({ product: 'Flag', vendor: 'Us', version: '2.0', productUrl: 'https://example.com' });
+    expect(flagged.eula).toBe('Terms.');
+    // Without labels or flags: the VM's name.
+    expect(planConversion(request()).disk!.ovf.product.product).toBe('app');
+  });
+
   it('--cloud-init: cloud-init in the packages step and its OVF properties instead of the agent; --property refused with it', () => {
     const app = image({ config: { ...image().config, cmd: ['python3', 'app.py'] } });
     const probe = { osRelease: bookworm, hasKernel: true, init: 'systemd' as const, hasSshd: false, hasCloudInit: false };
