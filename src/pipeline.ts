@@ -310,26 +310,25 @@ async function buildDisk(disk: DiskPlan, run: Run, ws: Workspace, stages: StageR
   return { diskPath, disk: withLayout(disk, layout), kernel: rootfs.kernel.kernel };
 }
 
+/** A file a flag names, as text; its error names the flag, the file and what to give instead. */
+async function readFlagFile(flag: string, file: string, wanted: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (e) {
+    throw new C2vError('input', `--${flag} ${file} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): name ${wanted}`);
+  }
+}
+
 async function readEula(file: string | undefined): Promise<string | undefined> {
   if (!file) return undefined;
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (e) {
-    throw new C2vError('input', `--eula ${file} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): name a text file holding the license`);
-  }
+  const text = await readFlagFile('eula', file, 'a text file holding the license');
   if (!text.trim()) throw new C2vError('input', `--eula ${file} is empty: name a text file holding the license`);
   return text;
 }
 
 async function readSshKey(file: string | undefined): Promise<string | undefined> {
   if (!file) return undefined;
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (e) {
-    throw new C2vError('input', `--ssh-key ${file} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): name a public key file such as ~/.ssh/id_ed25519.pub`);
-  }
+  const text = await readFlagFile('ssh-key', file, 'a public key file such as ~/.ssh/id_ed25519.pub');
   const keys = text.split('\n').filter((l) => l.trim() && !l.startsWith('#'));
   if (keys.length === 0 || !keys.every((k) => /^(ssh-|ecdsa-|sk-)\S+ \S+/.test(k.trim()))) {
     throw new C2vError('input', `--ssh-key ${file} is not an OpenSSH public key (expected lines like "ssh-ed25519 AAAA... comment"); pass the .pub file, not the private key`);

@@ -26,7 +26,7 @@ export interface GuestFilesRequest {
   rootPasswordHash?: string;
   /** cloud-init applies the OVF environment instead of c2v's guest agent. */
   cloudInit?: boolean;
-  /** The app's deploy-time settings (plan/properties.ts appProperties). */
+  /** The app's deploy-time settings (plan/properties.ts appProperties); the plan gives them only where the agent runs an app service (conversion.ts checkProperties). */
   appProperties?: readonly AppProperty[];
   templates: Templates;
 }
@@ -51,9 +51,7 @@ export function planGuestFiles(req: GuestFilesRequest): GuestFilesPlan {
   const edits: GuestEdit[] = [];
   const props = req.appProperties ?? [];
   const init = req.probe.init === 'systemd' || req.probe.init === 'openrc' ? req.probe.init : undefined;
-  if (props.length && req.cloudInit) throw new AppliancePlanError(`--property is applied by c2v's guest agent, which --cloud-init replaces: hand the app its settings through cloud-init's user-data, or drop --cloud-init`);
   if (props.length && !init) throw new AppliancePlanError(`--property needs c2v's guest agent, which runs under systemd or OpenRC, and the image has neither: use --init systemd`);
-  if (props.length && !appArgv) throw new AppliancePlanError(`--property values are handed to the app service, and there is none (--no-app-service, or the image runs no app): drop --property or give the app with --cmd`);
   if (appArgv) additions.push(...appService(req, appArgv, props));
   if (req.sshAuthorizedKeys) {
     if (!req.probe.hasSshd) throw new AppliancePlanError('--ssh-key needs an SSH server in the image, and it has none: the packages step adds one (it runs when the image lacks a kernel, an init or sshd)');
