@@ -3,7 +3,7 @@
  * plan stage by stage. Planning is pure (plan/conversion.ts); each stage gets what it needs and returns what it
  * made; the artefact moves to its final name only at the very end.
  */
-import { readFile, rm, stat } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { C2vError } from './errors.js';
 import type { ConvertOptions } from './config/schema.js';
@@ -19,7 +19,7 @@ import { requireTarCapableMke2fs } from './adapters/tools.js';
 import { requireTools } from './adapters/exec.js';
 import { StageRunner, type Reporter, type StageTiming } from './progress.js';
 import { buildEpoch } from './plan/identity.js';
-import { checkHardwareLimits, describeAppliance, planConversion, withLayout, type ConversionPlan, type ConversionRequest, type DiskPlan } from './plan/conversion.js';
+import { checkHardwareLimits, checkSigning, describeAppliance, planConversion, withLayout, type ConversionPlan, type ConversionRequest, type DiskPlan } from './plan/conversion.js';
 import { refitLayout, rootPartition } from './plan/disk-size.js';
 import type { DiskLayout } from './plan/layout.js';
 import type { Templates } from './plan/template.js';
@@ -37,6 +37,8 @@ import { makeEsp } from './stages/esp.js';
 import { makeRootFilesystem, measureRootFilesystem, RootfsTooSmall, type RootFilesystemRequest } from './stages/root-filesystem.js';
 import { zerofreeRoot } from './stages/zerofree.js';
 import { writeOutput } from './stages/outputs.js';
+import { readEula, readSigner, readSshKey } from './stages/flag-files.js';
+import type { OvaSigner } from './formats/ova-signature.js';
 
 export interface ConvertResult {
   output: string;
@@ -100,7 +102,7 @@ export async function convert(opts: ConvertOptions, backendsFor: BackendChoice, 
     const disk = plan.disk;
     if (!disk) throw new C2vError('internal', 'the plan has no disk after the appliance step');
     const built = await buildDisk(disk, run, ws, stages);
-    const artifactBytes = await writeOutput({ output: plan.output, disk: built.disk, diskPath: built.diskPath, ws, stages });
+    const artifactBytes = await writeOutput({ output: plan.output, disk: built.disk, diskPath: built.diskPath, ws, stages, signer: run.signer });
     return {
       output: plan.output.path,
       format: opts.format,
@@ -127,6 +129,8 @@ interface Run {
   workParent: string;
   rootfs: RootfsHandle;
   templates: Templates;
+  /** --sign and --cert, read and checked before the image is acquired. */
+  signer?: OvaSigner;
   /** The plan for the acquired image, or for the appliance image once it is built. */
   plan(vmImage?: ImageInfo): Promise<ConversionPlan>;
 }
@@ -142,6 +146,8 @@ async function begin(opts: ConvertOptions, backendsFor: BackendChoice, stages: S
   }
   const sshAuthorizedKeys = await readSshKey(opts.sshKey);
   const eula = await readEula(opts.eula);
+  checkSigning(opts);
+  const signer = await readSigner(opts.sign, opts.cert);
   const templates = await loadTemplates();
   // A malformed SOURCE_DATE_EPOCH, or a VM its hardware version cannot run, fails here, not after a build.
   buildEpoch(process.env.SOURCE_DATE_EPOCH, undefined);
@@ -178,6 +184,7 @@ async function begin(opts: ConvertOptions, backendsFor: BackendChoice, stages: S
     workParent,
     rootfs,
     templates,
+    signer,
     async plan(vmImage) {
       if (!request) {
         // The image is looked into (os-release, kernel, init) without starting it.
@@ -308,32 +315,6 @@ async function buildDisk(disk: DiskPlan, run: Run, ws: Workspace, stages: StageR
     (z) => `${z.zeroedBlocks} blocks zeroed; ${formatSize(z.checkedBytes)} of ${formatSize(z.freeBytes)} free space read (the rest are holes)`,
   );
   return { diskPath, disk: withLayout(disk, layout), kernel: rootfs.kernel.kernel };
-}
-
-/** A file a flag names, as text; its error names the flag, the file and what to give instead. */
-async function readFlagFile(flag: string, file: string, wanted: string): Promise<string> {
-  try {
-    return await readFile(file, 'utf8');
-  } catch (e) {
-    throw new C2vError('input', `--${flag} ${file} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): name ${wanted}`);
-  }
-}
-
-async function readEula(file: string | undefined): Promise<string | undefined> {
-  if (!file) return undefined;
-  const text = await readFlagFile('eula', file, 'a text file holding the license');
-  if (!text.trim()) throw new C2vError('input', `--eula ${file} is empty: name a text file holding the license`);
-  return text;
-}
-
-async function readSshKey(file: string | undefined): Promise<string | undefined> {
-  if (!file) return undefined;
-  const text = await readFlagFile('ssh-key', file, 'a public key file such as ~/.ssh/id_ed25519.pub');
-  const keys = text.split('\n').filter((l) => l.trim() && !l.startsWith('#'));
-  if (keys.length === 0 || !keys.every((k) => /^(ssh-|ecdsa-|sk-)\S+ \S+/.test(k.trim()))) {
-    throw new C2vError('input', `--ssh-key ${file} is not an OpenSSH public key (expected lines like "ssh-ed25519 AAAA... comment"); pass the .pub file, not the private key`);
-  }
-  return keys.join('\n');
 }
 
 /**

@@ -188,6 +188,16 @@ export const CONVERT_SETTINGS = {
     choices: MANIFEST_DIGEST_CHOICES,
     default: 'auto',
   },
+  sign: {
+    type: 'string',
+    describe: 'An RSA private key (PEM, unencrypted) to sign the OVA or OVF folder with: a .cert member vSphere checks on import; needs --cert',
+    schema: z.string().min(1, '--sign must name a private key file'),
+  },
+  cert: {
+    type: 'string',
+    describe: "The --sign key's certificate (PEM), followed by any intermediate CA certificates, so vSphere can show the publisher",
+    schema: z.string().min(1, '--cert must name a certificate file'),
+  },
   'compress-level': {
     type: 'number',
     describe: 'Deflate level of the VMDK grains, 1-9 (higher: smaller, slower)',

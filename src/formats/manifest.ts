@@ -22,6 +22,11 @@ export interface ManifestEntry {
   hex: string;
 }
 
+/** The spelling of the algorithm in .mf and .cert lines: SHA1, SHA256, SHA512. */
+export function digestLabel(digest: ManifestDigest): string {
+  return ALGORITHMS[digest].label;
+}
+
 export function digestHexLength(digest: ManifestDigest): number {
   return ALGORITHMS[digest].hexLength;
 }

@@ -53,6 +53,8 @@ export interface OutputPlan {
   diskName: string;
   /** The .mf's algorithm: `auto` resolved against the hardware version. */
   manifestDigest: ManifestDigest;
+  /** The signature member (--sign), after the .mf. */
+  certName?: string;
 }
 
 /** The disk and what describes it; known once the image that goes onto the disk is known. */
@@ -105,6 +107,7 @@ const NIC: Record<ConvertOptions['nic'], NicType> = { vmxnet3: 'VmxNet3', e1000e
 export function planConversion(req: ConversionRequest): ConversionPlan {
   const { name, options: opts, image, osRelease } = req;
   checkHardwareLimits(opts);
+  checkSigning(opts);
   checkProperties(req);
   const appliance = applianceFor(req);
   const vmImage = req.vmImage ?? (appliance ? undefined : image);
@@ -120,6 +123,7 @@ export function planConversion(req: ConversionRequest): ConversionPlan {
       mfName: `${name}.mf`,
       diskName: `${name}-disk1.vmdk`,
       manifestDigest: manifestDigestFor(opts),
+      certName: opts.sign ? `${name}.cert` : undefined,
     },
   };
 }
@@ -203,6 +207,13 @@ export function checkHardwareLimits(opts: ConvertOptions): void {
   }
   if (opts.memory > hw.maxMemoryGB * 1024) {
     throw new C2vError('usage', `--memory ${opts.memory} MiB is more than ${host} allows (${hw.maxMemoryGB} GB): lower --memory or raise --hw-version`);
+  }
+}
+
+/** A signature covers an OVF package's manifest, which only the OVA and the OVF folder have. */
+export function checkSigning(opts: ConvertOptions): void {
+  if (opts.sign && (opts.format === 'raw' || opts.format === 'vmdk')) {
+    throw new C2vError('usage', `--sign signs an OVF package's manifest, and --format ${opts.format} has none: use --format ova or ovf, or drop --sign`);
   }
 }
 

@@ -8,6 +8,7 @@ import { escapeXml, xmlAttr as attr } from '../formats/xml.js';
 import type { GuestOs } from './os-type.js';
 import { cdromItems, coresPerSocket, item, serialPortItem, standardDeviceItems, VM_CONFIG, vmwConfig } from './ovf-items.js';
 import type { OvfProperty } from './properties.js';
+import { HARDWARE_VERSIONS } from './vsphere-hardware.js';
 
 export { escapeXml } from '../formats/xml.js';
 
@@ -73,7 +74,7 @@ function validate(spec: OvfSpec, vmx: number): void {
   checkInt('disk capacity', spec.disk.capacityBytes, 512);
   if (spec.disk.capacityBytes % 512 !== 0) throw new RangeError(`OVF disk capacity ${spec.disk.capacityBytes} is not a whole number of sectors`);
   if (spec.disk.populatedBytes !== undefined) checkInt('disk populated size', spec.disk.populatedBytes, 0, spec.disk.capacityBytes);
-  checkInt('CPU count', spec.cpus, 1, 768);
+  checkInt('CPU count', spec.cpus, 1, HARDWARE_VERSIONS[HARDWARE_VERSIONS.length - 1].maxCpus);
   checkInt('memory (MiB)', spec.memoryMiB, 4);
   checkInt('virtual hardware version', vmx, 4, 99);
   checkInt('CIM OS id', spec.os.cimId, 0, 65535);

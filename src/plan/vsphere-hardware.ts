@@ -2,10 +2,13 @@
  * vSphere virtual hardware versions: the one place that knows what each vmx-NN means.
  *
  * The oldest ESXi that runs each version is VMware KB 1003746 (as the vSphere Automation API's Hardware.Version
- * quotes it). 12 and 16 are Workstation/Fusion versions that no ESXi release introduced, so they have no row
- * and c2v refuses them: an ESXi of that era rejects them ("Unsupported hardware family").
+ * quotes it: vmx-20 is "first supported in ESXi 8.0.0.1", the release whose API added debian12_64Guest, so a
+ * vmx-20 OVF may name it). 12 and 16 are Workstation/Fusion versions that no ESXi release introduced, so they
+ * have no row and c2v refuses them: an ESXi of that era rejects them ("Unsupported hardware family").
  * The limits are the "Hardware features available with virtual machine compatibility settings" tables of the
- * vSphere 6.5, 6.7, 7.0 and 8.0 guides (memory in GB, as those tables give it).
+ * vSphere 6.5, 6.7, 7.0 and 8.0 guides (memory in GB, as those tables give it). vmx-22 (ESXi 9.0, govmomi's
+ * hardware_version.go) raised the vCPU limit to 960, as the VCF/VVF 9.0 release material states; it names no new
+ * memory limit, so vmx-21's stays.
  */
 
 /** vmx-14: ESXi 6.7 and later, the oldest release still commonly deployed to. */
@@ -40,8 +43,9 @@ export const HARDWARE_VERSIONS: readonly HardwareVersion[] = [
   { vmx: 17, esxi: '7.0', api: [7, 0, 0, 0], maxCpus: 256, maxMemoryGB: 6128 },
   { vmx: 18, esxi: '7.0 U1', api: [7, 0, 1, 0], maxCpus: 768, maxMemoryGB: 24560 },
   { vmx: 19, esxi: '7.0 U2', api: [7, 0, 2, 0], maxCpus: 768, maxMemoryGB: 24560 },
-  { vmx: 20, esxi: '8.0', api: [8, 0, 0, 0], maxCpus: 768, maxMemoryGB: 24560 },
+  { vmx: 20, esxi: '8.0.0.1', api: [8, 0, 0, 1], maxCpus: 768, maxMemoryGB: 24560 },
   { vmx: 21, esxi: '8.0 U2', api: [8, 0, 2, 0], maxCpus: 768, maxMemoryGB: 24560 },
+  { vmx: 22, esxi: '9.0', api: [9, 0, 0, 0], maxCpus: 960, maxMemoryGB: 24560 },
 ];
 
 /** The row of an ESXi hardware version; undefined for Workstation-only (12, 16) and unknown ones. */

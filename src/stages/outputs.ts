@@ -4,10 +4,12 @@
  * artefact is made in the workspace and appears under its final name only when complete.
  */
 import { mkdir, rm } from 'node:fs/promises';
+import { C2vError } from '../errors.js';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { formatSize } from '../config/size.js';
 import { formatManifest } from '../formats/manifest.js';
+import { signManifest, type OvaSigner } from '../formats/ova-signature.js';
 import { GRAIN_BYTES } from '../formats/vmdk.js';
 import { buildOvf } from '../plan/ovf.js';
 import type { DiskPlan, OutputPlan } from '../plan/conversion.js';
@@ -23,6 +25,8 @@ export interface OutputRequest {
   diskPath: string;
   ws: Workspace;
   stages: StageRunner;
+  /** Signs the manifest when the plan names a .cert member. */
+  signer?: OvaSigner;
 }
 
 /** Bytes of what was published. */
@@ -75,6 +79,14 @@ async function writeBareVmdk(req: OutputRequest): Promise<number> {
   return vmdk.bytes;
 }
 
+/** The plan's .cert member with the key that signs it; a plan naming one without a key is a fault of ours. */
+function signingOf(req: OutputRequest): { certName: string; signer: OvaSigner } | undefined {
+  const certName = req.output.certName;
+  if (!certName) return undefined;
+  if (!req.signer) throw new C2vError('internal', `the plan names ${certName} but no signing key was read`);
+  return { certName, signer: req.signer };
+}
+
 /** The OVF folder gets its VMDK written in place; nothing is copied afterwards. */
 async function writeOvf(req: OutputRequest): Promise<number> {
   const { ovfName, mfName, diskName } = req.output;
@@ -93,14 +105,17 @@ async function writeOvf(req: OutputRequest): Promise<number> {
     ),
     'utf8',
   );
+  const signing = signingOf(req);
+  const cert = signing && signManifest(signing.signer, mfName, req.output.manifestDigest, mf);
   const members = [
     { name: ovfName, size: ovf.length, source: ovf },
     { name: mfName, size: mf.length, source: mf },
+    ...(signing && cert ? [{ name: signing.certName, size: cert.length, source: cert }] : []),
     { name: diskName, size: vmdk.bytes, source: vmdkPath },
   ];
   await req.stages.run('package', 'Writing the OVF folder', () => writeOvfFolder(folder, members));
   await req.ws.publish(folder, req.output.path);
-  return vmdk.bytes + ovf.length + mf.length;
+  return members.reduce((sum, m) => sum + m.size, 0);
 }
 
 /**
@@ -118,6 +133,7 @@ async function writeOva(req: OutputRequest): Promise<number> {
     diskName,
     digest: req.output.manifestDigest,
     ovf: (bytes) => ovfText(req, bytes, grains),
+    signature: signingOf(req),
   });
   let bytes: number;
   try {

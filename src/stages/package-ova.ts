@@ -1,10 +1,10 @@
 /**
  * Package the appliance: an OVA (one tar) or an OVF folder (plain files side by side).
  *
- * vSphere wants the .ovf first and the .mf next, then the files in References order. StreamingOva writes the
- * disk straight into the archive as it is produced, so the VMDK is written once: the OVF and .mf members, which
- * come first but depend on the disk's size and hash, get fixed-size room at the front that is filled in at the
- * end (see StreamingOva).
+ * vSphere wants the .ovf first, the .mf next and the .cert (when signed) after it, then the files in References
+ * order. StreamingOva writes the disk straight into the archive as it is produced, so the VMDK is written once:
+ * the OVF, .mf and .cert members, which come first but depend on the disk's size and hash, get fixed-size room
+ * at the front that is filled in at the end (see StreamingOva).
  */
 
 import { constants as fsConstants, copyFile, mkdir, open, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
@@ -14,6 +14,7 @@ import createDebug from 'debug';
 import { C2vError } from '../errors.js';
 import { encodeOvaMemberHeader, roundUpToBlock, tarPadding, TAR_BLOCK, TAR_END } from '../formats/tar/index.js';
 import { formatManifest, zeroDigest, type ManifestDigest } from '../formats/manifest.js';
+import { certFileLength, signManifest, type OvaSigner } from '../formats/ova-signature.js';
 import { StagedWriter, writeAll } from '../adapters/staged-writer.js';
 
 const debug = createDebug('c2v:ova');
@@ -111,6 +112,8 @@ export interface StreamingOvaRequest {
   digest: ManifestDigest;
   /** Seconds since the epoch for every member; default 0. */
   mtime?: number;
+  /** A .cert member signing the manifest, between the .mf and the disk. */
+  signature?: { certName: string; signer: OvaSigner };
 }
 
 export interface StreamingOvaResult {
@@ -134,10 +137,11 @@ export function padOvf(ovf: string, length: number): Buffer {
 
 /**
  * An OVA written in one pass with the disk streamed into it. Layout: [.ovf header][.ovf, padded to its
- * reserved length][.mf header][.mf][disk header][disk ...][padding][end of archive]. The .mf has fixed-length
- * lines (the algorithm fixes the number of hex digits), the OVF is padded to a length reserved up front, so their
- * members' sizes are known before the disk is; the disk's size and digest are known when it ends, and finish() then
- * writes the OVF, the .mf and the three headers into the room left at the front (positioned writes). The archive
+ * reserved length][.mf header][.mf][.cert header][.cert, when signed][disk header][disk ...][padding][end of
+ * archive]. The .mf has fixed-length lines (the algorithm fixes the number of hex digits), an RSA signature's
+ * length is fixed by its key, and the OVF is padded to a length reserved up front, so their members' sizes are
+ * known before the disk is; the disk's size and digest are known when it ends, and finish() then writes the OVF,
+ * the .mf, the .cert and the headers into the room left at the front (positioned writes). The archive
  * is valid ustar (GNU for a disk of 8 GiB or more, never PAX) with the OVF first, and appears under its name only
  * once complete.
  */
@@ -145,6 +149,7 @@ export class StreamingOva {
   private readonly partial: string;
   private readonly ovfReserve: number;
   private readonly mfLength: number;
+  private readonly certLength: number;
   private readonly diskStart: number;
   private disk: { bytes: number; digest: string } | undefined;
   private done = false;
@@ -158,12 +163,15 @@ export class StreamingOva {
     this.partial = `${outPath}.partial`;
     this.ovfReserve = ovfReserve;
     this.mfLength = Buffer.byteLength(this.manifest(zeroDigest(req.digest), zeroDigest(req.digest)), 'utf8');
-    this.diskStart = TAR_BLOCK + roundUpToBlock(this.ovfReserve) + TAR_BLOCK + roundUpToBlock(this.mfLength) + TAR_BLOCK;
+    const sig = req.signature;
+    this.certLength = sig ? certFileLength(sig.signer, req.mfName, req.digest) : 0;
+    const certRoom = sig ? TAR_BLOCK + roundUpToBlock(this.certLength) : 0;
+    this.diskStart = TAR_BLOCK + roundUpToBlock(this.ovfReserve) + TAR_BLOCK + roundUpToBlock(this.mfLength) + certRoom + TAR_BLOCK;
   }
 
   static async create(outPath: string, req: StreamingOvaRequest): Promise<StreamingOva> {
     if (!req.ovfName.endsWith('.ovf')) throw new C2vError('internal', `the first OVA member must be the .ovf descriptor, got ${req.ovfName}`);
-    const names = [req.ovfName, req.mfName, req.diskName];
+    const names = [req.ovfName, req.mfName, ...(req.signature ? [req.signature.certName] : []), req.diskName];
     if (new Set(names).size !== names.length) throw new C2vError('internal', `OVA member names must differ: ${names.join(', ')}`);
     // Names are checked by the header encoder before any file exists.
     for (const name of names) encodeOvaMemberHeader({ name, size: 0, mtime: req.mtime ?? 0 });
@@ -229,12 +237,20 @@ export class StreamingOva {
     const mf = Buffer.from(this.manifest(ovfDigest, diskDigest), 'utf8');
     if (mf.length !== this.mfLength) throw new C2vError('internal', `manifest is ${mf.length} bytes, ${this.mfLength} were reserved`);
 
-    const front = Buffer.alloc(this.diskStart);
-    let at = 0;
-    for (const [name, data] of [
+    const members: [string, Buffer][] = [
       [this.req.ovfName, ovf],
       [this.req.mfName, mf],
-    ] as const) {
+    ];
+    const sig = this.req.signature;
+    if (sig) {
+      const cert = signManifest(sig.signer, this.req.mfName, this.req.digest, mf);
+      if (cert.length !== this.certLength) throw new C2vError('internal', `the .cert is ${cert.length} bytes, ${this.certLength} were reserved`);
+      members.push([sig.certName, cert]);
+    }
+
+    const front = Buffer.alloc(this.diskStart);
+    let at = 0;
+    for (const [name, data] of members) {
       encodeOvaMemberHeader({ name, size: data.length, mtime }).copy(front, at);
       data.copy(front, at + TAR_BLOCK);
       at += TAR_BLOCK + roundUpToBlock(data.length);

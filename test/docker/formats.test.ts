@@ -9,6 +9,8 @@ import { requireDockerEngine } from '../helpers/env.js';
 import { importImage, removeImages } from '../helpers/images.js';
 import { runC2vWithPid } from '../helpers/leftovers.js';
 import { parseVmdk } from '../helpers/vmdk-reader.js';
+import { makeSigningKeys, type TestSigningKeys } from '../helpers/openssl-signature.js';
+import { runC2v } from '../helpers/run-cli.js';
 
 /**
  * Every --format from one image with the same options: the OVA, the OVF folder, the bare VMDK and the raw disk
@@ -18,6 +20,7 @@ const IMAGE = 'c2v-test/formats:1';
 
 describe('output formats', () => {
   let dir: string;
+  let keys: TestSigningKeys;
   const out = (name: string) => path.join(dir, name);
   const convert = async (format: string, output: string, extra: string[] = []) => {
     const r = await runC2vWithPid(['convert', IMAGE, '--no-pull', '--name', 'fmt', '--format', format, '-o', output, ...extra]);
@@ -28,12 +31,14 @@ describe('output formats', () => {
     requireDockerEngine();
     dir = mkdtempSync(path.join(os.tmpdir(), 'c2v-formats-'));
     await importImage(IMAGE, vmSkeleton({ name: 'formats' }));
+    keys = makeSigningKeys(path.join(dir, 'keys'));
     await convert('ova', out('fmt.ova'));
-    await convert('ovf', out('fmt-ovf'));
+    // Signed by a CA-issued certificate, with its intermediate; the OVA below by a self-signed one.
+    await convert('ovf', out('fmt-ovf'), ['--sign', keys.leafKey, '--cert', keys.chain]);
     await convert('vmdk', out('fmt.vmdk'));
     await convert('raw', out('fmt.raw'));
     writeFileSync(path.join(dir, 'eula.txt'), 'You may use this appliance <as is> & "without warranty".\n');
-    await convert('ova', out('fmt-vmx11.ova'), ['--hw-version', '11', '--serial', '--cpus', '2', '--product', 'Formats & Co', '--product-version', '2.0', '--eula', path.join(dir, 'eula.txt')]);
+    await convert('ova', out('fmt-vmx11.ova'), ['--hw-version', '11', '--sign', keys.selfKey, '--cert', keys.selfCert, '--serial', '--cpus', '2', '--product', 'Formats & Co', '--product-version', '2.0', '--eula', path.join(dir, 'eula.txt')]);
   }, 300_000);
 
   afterAll(async () => {
@@ -42,13 +47,16 @@ describe('output formats', () => {
   });
 
   it('leaves only the outputs in the folder, no workspace', () => {
-    expect(readdirSync(dir).sort()).toEqual(['eula.txt', 'fmt-ovf', 'fmt-vmx11.ova', 'fmt.ova', 'fmt.raw', 'fmt.vmdk']);
+    expect(readdirSync(dir).sort()).toEqual(['eula.txt', 'fmt-ovf', 'fmt-vmx11.ova', 'fmt.ova', 'fmt.raw', 'fmt.vmdk', 'keys']);
   });
 
-  it('--hw-version 11: a SHA1 manifest (ESXi 6.0 clients reject SHA256) that checks out, and a vmx-11 OVF', async () => {
+  it('--hw-version 11: a SHA1 manifest (ESXi 6.0 clients reject SHA256) that checks out, signed with SHA1 too, and a vmx-11 OVF', async () => {
+    // checkOutput verifies the .cert with openssl, and each member against the manifest.
     const ova = await checkOutput(out('fmt-vmx11.ova'));
     try {
+      expect(ova.members).toEqual(['fmt.ovf', 'fmt.mf', 'fmt.cert', 'fmt-disk1.vmdk']);
       expect(readFileSync(path.join(ova.dir, 'fmt.mf'), 'utf8')).toMatch(/^SHA1\(fmt\.ovf\)= [0-9a-f]{40}\nSHA1\(fmt-disk1\.vmdk\)= [0-9a-f]{40}\n$/);
+      expect(readFileSync(path.join(ova.dir, 'fmt.cert'), 'utf8')).toMatch(/^SHA1\(fmt\.mf\)= [0-9a-f]{512}\n-----BEGIN CERTIFICATE-----\n/);
       expect(ova.ovf).toContain('<vssd:VirtualSystemType>vmx-11</vssd:VirtualSystemType>');
       // The product and license the deploy wizard shows, the serial port, two vCPUs on one socket.
       expect(ova.ovf).toContain('<Product>Formats &amp; Co</Product>');
@@ -61,10 +69,24 @@ describe('output formats', () => {
     }
   }, 120_000);
 
-  it('--format ovf: a folder with the .ovf, .mf and .vmdk that pass the OVA checks', async () => {
-    expect(readdirSync(out('fmt-ovf')).sort()).toEqual(['fmt-disk1.vmdk', 'fmt.mf', 'fmt.ovf']);
+  it('--format ovf --sign: a folder with the .ovf, .mf, .cert and .vmdk that pass the OVA checks and openssl', async () => {
+    expect(readdirSync(out('fmt-ovf')).sort()).toEqual(['fmt-disk1.vmdk', 'fmt.cert', 'fmt.mf', 'fmt.ovf']);
     (await checkOvfFolder(out('fmt-ovf'))).cleanup();
+    expect(readFileSync(path.join(out('fmt-ovf'), 'fmt.cert'), 'utf8').match(/-----BEGIN CERTIFICATE-----/g)).toHaveLength(2);
   }, 120_000);
+
+  it('--sign is refused for --format raw and vmdk, and without --cert, before anything is written', async () => {
+    for (const extra of [
+      ['--format', 'raw', '--sign', keys.leafKey, '--cert', keys.chain],
+      ['--format', 'vmdk', '--sign', keys.leafKey, '--cert', keys.chain],
+      ['--sign', keys.leafKey],
+    ]) {
+      const r = await runC2v(['convert', IMAGE, '--no-pull', '--name', 'refused', '-o', out('refused.out'), ...extra]);
+      expect(r.exitCode, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(/--sign (signs an OVF package's manifest, and --format (raw|vmdk) has none|needs --cert)/);
+    }
+    expect(readdirSync(dir).filter((n) => n.startsWith('refused'))).toEqual([]);
+  }, 60_000);
 
   it('states as populatedSize the data the VMDK holds (its grains), in the OVF folder and the OVA alike', async () => {
     const vmdk = parseVmdk(readFileSync(path.join(out('fmt-ovf'), 'fmt-disk1.vmdk')));

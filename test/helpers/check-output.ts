@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { opensslCheckPackage } from './openssl-signature.js';
 import { assertOvfValid } from './ovf-schema.js';
 
 /**
@@ -73,8 +74,9 @@ export async function checkOutput(ovaPath: string): Promise<CheckedOutput> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'c2v-check-'));
   try {
     const members = tool('tar', ['-tf', ovaPath]).trim().split('\n');
-    if (members.length !== 3 || !members[0].endsWith('.ovf') || !members[1].endsWith('.mf') || !members[2].endsWith('.vmdk')) {
-      throw new Error(`OVA members are not [.ovf, .mf, .vmdk]: ${members.join(', ')}`);
+    const signed = members.length === 4 && members[2].endsWith('.cert');
+    if (members.length !== (signed ? 4 : 3) || !members[0].endsWith('.ovf') || !members[1].endsWith('.mf') || !members[members.length - 1].endsWith('.vmdk')) {
+      throw new Error(`OVA members are not [.ovf, .mf, .vmdk], or [.ovf, .mf, .cert, .vmdk]: ${members.join(', ')}`);
     }
     tool('tar', ['-xf', ovaPath, '-C', dir]);
     if (readdirSync(dir).sort().join() !== [...members].sort().join()) throw new Error(`OVA unpacks to more than its listing: ${readdirSync(dir).join(', ')}`);
@@ -85,16 +87,17 @@ export async function checkOutput(ovaPath: string): Promise<CheckedOutput> {
   }
 }
 
-/** The same checks on a `--format ovf` folder: exactly an .ovf, an .mf and a .vmdk. The folder is left alone. */
+/** The same checks on a `--format ovf` folder: exactly an .ovf, an .mf, a .vmdk and maybe a .cert. The folder is left alone. */
 export async function checkOvfFolder(folder: string): Promise<CheckedOutput> {
   const names = readdirSync(folder).sort();
   const ovfName = names.find((n) => n.endsWith('.ovf'));
   const mfName = names.find((n) => n.endsWith('.mf'));
+  const certName = names.find((n) => n.endsWith('.cert'));
   const vmdkName = names.find((n) => n.endsWith('.vmdk'));
-  if (names.length !== 3 || !ovfName || !mfName || !vmdkName) throw new Error(`OVF folder holds ${names.join(', ')}, not one .ovf, .mf and .vmdk`);
+  if (names.length !== (certName ? 4 : 3) || !ovfName || !mfName || !vmdkName) throw new Error(`OVF folder holds ${names.join(', ')}, not one .ovf, .mf and .vmdk (and maybe a .cert)`);
   const work = mkdtempSync(path.join(os.tmpdir(), 'c2v-check-'));
   try {
-    return await checkPackage(folder, [ovfName, mfName, vmdkName], work);
+    return await checkPackage(folder, [ovfName, mfName, ...(certName ? [certName] : []), vmdkName], work);
   } catch (e) {
     rmSync(work, { recursive: true, force: true });
     throw e;
@@ -103,7 +106,13 @@ export async function checkOvfFolder(folder: string): Promise<CheckedOutput> {
 
 /** Manifest, OVF and VMDK checks on the files in `dir`; the inflated disk goes to `work`, which cleanup() removes. */
 async function checkPackage(dir: string, members: string[], work: string): Promise<CheckedOutput> {
-  const [ovfName, mfName, vmdkName] = members;
+  const [ovfName, mfName] = members;
+  const vmdkName = members[members.length - 1];
+  const certName = members.find((m) => m.endsWith('.cert'));
+  if (certName) {
+    const problems = opensslCheckPackage(dir, mfName, certName);
+    if (problems.length > 0) throw new Error(`the signature does not check out: ${problems.join('; ')}`);
+  }
 
   const mf = readFileSync(path.join(dir, mfName), 'utf8');
   const listed = new Map(parseManifest(mf).map((e) => [e.name, e] as const));

@@ -210,7 +210,7 @@ describe('buildOvf', () => {
       expect(xpath(xml, `string(${item(3)}/${el('VirtualQuantity')})`)).toBe(String(hw.maxCpus));
       seen[hw.vmx] = xpath(xml, `string(//${el('OperatingSystemSection')}/${at('osType')})`);
     }
-    // debian12_64Guest needs API 8.0.0.1, which no version proves before vmx-21 (8.0 U2).
+    // debian12_64Guest needs API 8.0.0.1, the oldest host of vmx-20.
     expect(seen).toEqual({
       10: 'debian8_64Guest',
       11: 'debian9_64Guest',
@@ -220,8 +220,9 @@ describe('buildOvf', () => {
       17: 'debian11_64Guest',
       18: 'debian11_64Guest',
       19: 'debian11_64Guest',
-      20: 'debian11_64Guest',
+      20: 'debian12_64Guest',
       21: 'debian12_64Guest',
+      22: 'debian12_64Guest',
     });
   });
 

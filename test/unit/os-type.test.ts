@@ -13,9 +13,11 @@ describe('guestOsFor', () => {
     // vmx-17 and later: ESXi 7.0 knows debian11_64Guest.
     expect(guestOsFor(debian('10'), { vmxVersion: 17 })).toEqual({ cimId: 96, vmwOsType: 'debian10_64Guest', description: 'Debian GNU/Linux 10' });
     expect(guestOsFor(debian('11'), { vmxVersion: 17 }).vmwOsType).toBe('debian11_64Guest');
-    // debian12_64Guest needs 8.0U1; vmx-20 hosts may be 8.0 GA.
-    expect(guestOsFor(debian('12'), { vmxVersion: 20 }).vmwOsType).toBe('debian11_64Guest');
-    expect(guestOsFor(debian('13'), { vmxVersion: 20 }).vmwOsType).toBe('debian11_64Guest');
+    // debian12_64Guest arrived with API 8.0.0.1, the oldest ESXi that runs vmx-20; vmx-19's 7.0 U2 lacks it.
+    expect(guestOsFor(debian('12'), { vmxVersion: 19 }).vmwOsType).toBe('debian11_64Guest');
+    expect(guestOsFor(debian('12'), { vmxVersion: 20 }).vmwOsType).toBe('debian12_64Guest');
+    expect(guestOsFor(debian('13'), { vmxVersion: 20 }).vmwOsType).toBe('debian12_64Guest');
+    expect(guestOsFor(debian('13'), { vmxVersion: 22 }).vmwOsType).toBe('debian12_64Guest');
     expect(guestOsFor(debian('12'), { vmxVersion: 21 }).vmwOsType).toBe('debian12_64Guest');
     expect(guestOsFor(debian('13'), { vmxVersion: 21 }).vmwOsType).toBe('debian12_64Guest');
     expect(guestOsFor(debian(undefined), { vmxVersion: 19 })).toEqual({ cimId: 96, vmwOsType: 'debian11_64Guest', description: 'Debian GNU/Linux trixie/sid' });

@@ -24,7 +24,7 @@ async function settingsFrom(args: string[]) {
 }
 
 const HW_MESSAGE =
-  '--hw-version must be an ESXi hardware version: 10 (ESXi 5.5), 11 (ESXi 6.0), 13 (ESXi 6.5), 14 (ESXi 6.7), 15 (ESXi 6.7 U2), 17 (ESXi 7.0), 18 (ESXi 7.0 U1), 19 (ESXi 7.0 U2), 20 (ESXi 8.0), 21 (ESXi 8.0 U2) (12 and 16 are Workstation versions ESXi rejects)';
+  '--hw-version must be an ESXi hardware version: 10 (ESXi 5.5), 11 (ESXi 6.0), 13 (ESXi 6.5), 14 (ESXi 6.7), 15 (ESXi 6.7 U2), 17 (ESXi 7.0), 18 (ESXi 7.0 U1), 19 (ESXi 7.0 U2), 20 (ESXi 8.0.0.1), 21 (ESXi 8.0 U2), 22 (ESXi 9.0) (12 and 16 are Workstation versions ESXi rejects)';
 
 describe('the settings table', () => {
   it('names schema keys in camelCase', () => {
@@ -115,7 +115,7 @@ describe('convert flags -> settings', () => {
     [['--hw-version', '9'], HW_MESSAGE],
     [['--hw-version', '12'], HW_MESSAGE],
     [['--hw-version', '16'], HW_MESSAGE],
-    [['--hw-version', '22'], HW_MESSAGE],
+    [['--hw-version', '23'], HW_MESSAGE],
     [['--manifest-digest', 'md5'], '--manifest-digest must be one of: auto, sha1, sha256, sha512'],
   ])('%j gives the same message as through the schema', async (args, message) => {
     const viaFlags = await settingsFrom(['x', ...args]);

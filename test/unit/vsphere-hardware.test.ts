@@ -14,8 +14,9 @@ describe('vSphere hardware versions', () => {
 
   it('names the ESXi release whose API it gives', () => {
     for (const row of HARDWARE_VERSIONS) {
-      const [major, minor, update] = row.api;
-      expect(row.esxi).toBe(`${major}.${minor}${update ? ` U${update}` : ''}`);
+      const [major, minor, update, patch] = row.api;
+      // VMware names a patch release by its four numbers (8.0.0.1), an update as "U2".
+      expect(row.esxi).toBe(patch ? row.api.join('.') : `${major}.${minor}${update ? ` U${update}` : ''}`);
     }
   });
 
@@ -28,12 +29,14 @@ describe('vSphere hardware versions', () => {
     expect(v(10)).toEqual([5, 5, 0, 0]);
     expect(v(11)).toEqual([6, 0, 0, 0]);
     expect(v(13)).toEqual([6, 5, 0, 0]);
+    expect(v(20)).toEqual([8, 0, 0, 1]);
     expect(v(21)).toEqual([8, 0, 2, 0]);
-    for (const vmx of [9, 12, 16, 22]) {
+    expect(v(22)).toEqual([9, 0, 0, 0]);
+    for (const vmx of [9, 12, 16, 23]) {
       expect(hardwareVersion(vmx), `vmx-${vmx}`).toBeUndefined();
       expect(() => v(vmx)).toThrow(RangeError);
     }
-    expect(describeHardwareVersions()).toMatch(/^10 \(ESXi 5\.5\), 11 \(ESXi 6\.0\), 13 \(ESXi 6\.5\), 14 \(ESXi 6\.7\), .* 21 \(ESXi 8\.0 U2\)$/);
+    expect(describeHardwareVersions()).toMatch(/^10 \(ESXi 5\.5\), 11 \(ESXi 6\.0\), 13 \(ESXi 6\.5\), 14 \(ESXi 6\.7\), .* 20 \(ESXi 8\.0\.0\.1\), 21 \(ESXi 8\.0 U2\), 22 \(ESXi 9\.0\)$/);
   });
 
   it('compares API releases element by element', () => {
