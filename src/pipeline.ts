@@ -19,7 +19,7 @@ import { requireTarCapableMke2fs } from './adapters/tools.js';
 import { requireTools } from './adapters/exec.js';
 import { StageRunner, type Reporter, type StageTiming } from './progress.js';
 import { buildEpoch } from './plan/identity.js';
-import { checkHardwareLimits, checkSigning, describeAppliance, planConversion, withLayout, type ConversionPlan, type ConversionRequest, type DiskPlan } from './plan/conversion.js';
+import { checkHardwareLimits, checkFlagCombinations, describeAppliance, planConversion, withLayout, type ConversionPlan, type ConversionRequest, type DiskPlan } from './plan/conversion.js';
 import { refitLayout, rootPartition } from './plan/disk-size.js';
 import type { DiskLayout } from './plan/layout.js';
 import type { Templates } from './plan/template.js';
@@ -146,7 +146,7 @@ async function begin(opts: ConvertOptions, backendsFor: BackendChoice, stages: S
   }
   const sshAuthorizedKeys = await readSshKey(opts.sshKey);
   const eula = await readEula(opts.eula);
-  checkSigning(opts);
+  checkFlagCombinations(opts);
   const signer = await readSigner(opts.sign, opts.cert);
   const templates = await loadTemplates();
   // A malformed SOURCE_DATE_EPOCH, or a VM its hardware version cannot run, fails here, not after a build.
@@ -247,7 +247,14 @@ async function buildDisk(disk: DiskPlan, run: Run, ws: Workspace, stages: StageR
   const diskPath = ws.file('disk.raw');
   const source = await run.rootfs.of(disk.image.id);
   const grub = await stages.run('bootloader', 'Making GRUB images', () =>
-    makeGrubImages({ workDir: ws.dir, rootFsUuid: disk.identity.rootFsUuid, bios: disk.boot.bios, efi: disk.boot.efi, templates: run.templates }),
+    makeGrubImages({
+      workDir: ws.dir,
+      rootFsUuid: disk.identity.rootFsUuid,
+      bios: disk.boot.bios,
+      efi: disk.boot.efi,
+      templates: run.templates,
+      signed: disk.boot.signed && { plan: disk.boot.signed, source },
+    }),
   );
   let layout = disk.layout;
   let refitNote = '';
@@ -305,7 +312,7 @@ async function buildDisk(disk: DiskPlan, run: Run, ws: Workspace, stages: StageR
   const root = rootPartition(layout);
   const esp = layout.partitions.find((p) => p.role === 'esp')!;
   await stages.run('esp', 'Writing the EFI system partition', () =>
-    makeEsp({ diskPath, offsetBytes: esp.offsetBytes, sizeBytes: esp.sizeBytes, volumeId: disk.identity.espVolumeId, efiImagePath: grub.efiImagePath, epoch: disk.epoch }),
+    makeEsp({ diskPath, offsetBytes: esp.offsetBytes, sizeBytes: esp.sizeBytes, volumeId: disk.identity.espVolumeId, files: grub.espFiles, epoch: disk.epoch }),
   );
   await stages.run('partition', 'Writing GPT and boot code', () => writePartitionTables(diskPath, layout, grub));
   await stages.run(

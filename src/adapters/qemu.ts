@@ -89,6 +89,8 @@ export interface BootRequest {
   /** An ISO for a CD-ROM drive (an OVF environment, for one). */
   cdrom?: string;
   firmware: Firmware;
+  /** EFI only: OVMF that enforces Secure Boot, with Microsoft's keys enrolled (as vSphere's firmware has). */
+  secureBoot?: boolean;
   bus: DiskBus;
   nic?: NicModel;
   /** Default DEFAULT_MAC. */
@@ -124,6 +126,16 @@ export const OVMF = {
   vars: '/usr/share/OVMF/OVMF_VARS_4M.fd',
 };
 
+/** Debian's Secure Boot build of OVMF (it needs SMM) and a variable store with Microsoft's keys enrolled. */
+export const OVMF_SECURE = {
+  code: '/usr/share/OVMF/OVMF_CODE_4M.secboot.fd',
+  vars: '/usr/share/OVMF/OVMF_VARS_4M.ms.fd',
+};
+
+function firmwareFiles(req: BootRequest): typeof OVMF {
+  return req.secureBoot ? OVMF_SECURE : OVMF;
+}
+
 /** QEMU splits options at commas; a comma in a path is written twice. */
 function optValue(value: string): string {
   return value.replace(/,/g, ',,');
@@ -132,10 +144,14 @@ function optValue(value: string): string {
 export function qemuArgs(req: BootRequest, varsPath: string | undefined, accel: string): string[] {
   // One vCPU by default: under TCG, a second vCPU makes firmware and GRUB (which switch to real mode for every
   // disk read) crawl; a 9 s kernel load became several minutes.
-  const args = ['-accel', accel, '-machine', 'q35', '-m', String(req.memoryMiB ?? 1024), '-smp', String(req.cpus ?? 1)];
+  if (req.secureBoot && req.firmware !== 'efi') throw new C2vError('internal', 'Secure Boot needs EFI firmware');
+  // The Secure Boot firmware keeps its variables behind SMM, so that the guest cannot change its keys.
+  const machine = req.secureBoot ? 'q35,smm=on' : 'q35';
+  const args = ['-accel', accel, '-machine', machine, '-m', String(req.memoryMiB ?? 1024), '-smp', String(req.cpus ?? 1)];
   args.push('-display', 'none', '-monitor', 'none', '-serial', 'stdio', '-no-reboot');
   if (req.firmware === 'efi') {
-    args.push('-drive', `if=pflash,format=raw,readonly=on,file=${OVMF.code}`, '-drive', `if=pflash,format=raw,file=${varsPath}`);
+    if (req.secureBoot) args.push('-global', 'driver=cfi.pflash01,property=secure,value=on');
+    args.push('-drive', `if=pflash,format=raw,readonly=on,file=${firmwareFiles(req).code}`, '-drive', `if=pflash,format=raw,file=${varsPath}`);
   }
   // snapshot=on: a boot test never changes the artefact it checks.
   args.push('-drive', `file=${optValue(req.disk)},format=${req.format ?? 'vmdk'},if=none,id=disk0${req.snapshot === false ? '' : ',snapshot=on'}`);
@@ -223,9 +239,12 @@ async function bootOnce(req: BootRequest, accel: Accel, watchKernel: boolean): P
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'c2v-qemu-'));
   let varsPath: string | undefined;
   if (req.firmware === 'efi') {
-    if (!existsSync(OVMF.code)) throw new C2vError('tool', `OVMF firmware not found at ${OVMF.code}: install the Debian package ovmf`);
+    const files = firmwareFiles(req);
+    for (const file of [files.code, files.vars]) {
+      if (!existsSync(file)) throw new C2vError('tool', `OVMF firmware not found at ${file}: install the Debian package ovmf`);
+    }
     varsPath = path.join(tmp, 'OVMF_VARS.fd');
-    await copyFile(OVMF.vars, varsPath);
+    await copyFile(files.vars, varsPath);
   }
   const args = qemuArgs(req, varsPath, accel);
   debug('qemu-system-x86_64 %s', args.join(' '));

@@ -20,6 +20,7 @@ export function prepareCommand(y: Argv<GlobalFlags>) {
         .option('output', { alias: 'o', type: 'string', demandOption: 'say where to write the context: -o DIR', describe: 'The folder to write (new, or empty)' })
         .option('ssh', { type: 'boolean', default: false, describe: 'Also install an SSH server (for convert --ssh-key)' })
         .option('cloud-init', { type: 'boolean', default: false, describe: 'Also install cloud-init (for convert --cloud-init)' })
+        .option('secure-boot', { type: 'boolean', default: false, describe: "Also install the distribution's signed shim and GRUB (for convert --secure-boot)" })
         .strict(),
     async (argv) => {
       const flags = parseImageFlags(argv);
@@ -30,6 +31,7 @@ export function prepareCommand(y: Argv<GlobalFlags>) {
         init: flags.init,
         ssh: Boolean(argv.ssh),
         cloudInit: Boolean(argv.cloudInit),
+        secureBoot: Boolean(argv.secureBoot),
         templates: await loadTemplates(),
         userOf: (ref) => imageUser(ref, flags.platform, flags.insecureRegistries),
       });

@@ -69,6 +69,7 @@ function describeResult(r: VerifyResult): string {
   const extras = [
     env ? `with an OVF environment of ${env.properties} propert${env.properties === 1 ? 'y' : 'ies'}${env.file ? ` (${env.file})` : ''} on a CD-ROM` : '',
     r.disk ? `on the disk grown by ${formatSize(r.disk.grownBy)} to ${formatSize(r.disk.bytes)}` : '',
+    r.secureBoot ? 'with Secure Boot enforced (Microsoft keys) and reported on by the kernel' : '',
   ].filter(Boolean);
   return (
     `✔ ${r.firmware.toUpperCase()} boot (${r.bus} disk, ${r.nic} NIC, ${r.accel.toUpperCase()})${extras.length ? ` ${extras.join(', ')}` : ''}: default target in ${r.bootSeconds.toFixed(1)} s` +

@@ -48,12 +48,17 @@ export interface VerifyResult {
   ovfEnvironment?: VerifyEnvironment;
   /** The grown disk: by how much, and its size after. */
   disk?: { grownBy: number; bytes: number };
+  /** The OVF turns Secure Boot on: the boot ran on firmware enforcing it, and the kernel reported it on. */
+  secureBoot?: boolean;
   /** What the guest printed on its serial console until it reached its target (onLine sees the rest too). */
   serial: string;
 }
 
 /** The default target seen on the serial console: systemd's own report, or the serial login prompt. */
 export const BOOTED = /Reached target.*(Multi-User System|Graphical Interface)|\blogin: *$/;
+
+/** The kernel's own report, at boot, that the firmware enforces Secure Boot. */
+export const SECURE_BOOT_ON = /secureboot: Secure boot enabled/;
 
 /** QEMU's closest device for each VMware one. Debian's OVMF cannot boot from pvscsi, so EFI boots use AHCI. */
 export function devicesFor(hw: OvfHardware, firmware: Firmware): { bus: DiskBus; nic: NicModel } {
@@ -175,12 +180,15 @@ export async function verifyOva(req: VerifyRequest): Promise<VerifyResult[]> {
     const results: VerifyResult[] = [];
     for (const firmware of req.firmware) {
       const { bus, nic } = devicesFor(hw, firmware);
+      // As vSphere would: the OVF's Secure Boot setting decides the firmware, with Microsoft's keys enrolled.
+      const secureBoot = hw.secureBoot && firmware === 'efi';
       const hostPort = req.http ? await freePort() : undefined;
       const t0 = Date.now();
       const vm = await bootUntil({
         ...boot,
         cdrom,
         firmware,
+        secureBoot,
         bus,
         nic,
         mac: DEFAULT_MAC,
@@ -195,7 +203,11 @@ export async function verifyOva(req: VerifyRequest): Promise<VerifyResult[]> {
         // on /dev/console ([FAILED]) or, where that is tty0 (c2v's appliances), in the journal c2v forwards to ttyS0.
         const failed = [...new Set([...vm.serial.matchAll(/(?:\[FAILED\] |systemd\[1\]: )Failed to (?:start|mount|activate) (.+?)\.?$/gm)].map((m) => m[1].trim()))];
         if (failed.length) throw new C2vError('input', `${firmware.toUpperCase()} boot reached its target with failed units: ${failed.join('; ')}`);
+        if (secureBoot && !SECURE_BOOT_ON.test(vm.serial)) {
+          throw new C2vError('input', 'EFI boot with Secure Boot enforced reached its target, but the kernel did not report Secure Boot enabled');
+        }
         const result: VerifyResult = { firmware, bus, nic, accel: vm.accel, bootSeconds: vm.seconds, serial: vm.serial };
+        if (secureBoot) result.secureBoot = true;
         if (ovfEnvironment) result.ovfEnvironment = ovfEnvironment;
         if (grown) result.disk = grown;
         if (req.http && hostPort) {

@@ -126,6 +126,12 @@ export const CONVERT_SETTINGS = {
   },
   format: { type: 'string', describe: 'What to write', choices: FORMATS, default: 'ova' },
   boot: { type: 'string', describe: 'Boot code to install (EFI firmware unless bios)', choices: BOOT_MODES, default: 'hybrid' },
+  'secure-boot': {
+    type: 'boolean',
+    describe: "Boot EFI through the distribution's Microsoft-signed shim, signed GRUB and signed kernel (Debian, Ubuntu), with Secure Boot on in the OVF",
+    default: false,
+    schema: z.boolean(),
+  },
   name: {
     type: 'string',
     describe: 'VM name (default: from the image or build context)',

@@ -21,6 +21,8 @@ export interface ImageProbe {
   hasSshd?: boolean;
   /** Whether cloud-init is installed. */
   hasCloudInit?: boolean;
+  /** Whether the signed shim and GRUB --secure-boot takes are installed. */
+  hasSignedBoot?: boolean;
   /** What c2v's packages step recorded (/etc/c2v/packages); undefined when the image never went through it. */
   packages?: string[];
 }
@@ -37,6 +39,8 @@ export interface ApplianceRequest {
   ssh?: boolean;
   /** cloud-init in place of c2v's guest agent (--cloud-init). */
   cloudInit?: boolean;
+  /** The signed boot chain of --secure-boot. */
+  secureBoot?: boolean;
   templates: Templates;
 }
 
@@ -57,9 +61,11 @@ export interface AppliancePlan {
   installNetwork: boolean;
   ssh: boolean;
   cloudInit: boolean;
+  /** The signed shim and GRUB, for --secure-boot. */
+  secureBoot: boolean;
   /** The app command the service will run (written at conversion time, listed here to say what comes). */
   appArgv?: string[];
-  /** C2V_INIT, C2V_SSH, C2V_CLOUD_INIT and C2V_USER: the choices the stage takes, with the image's USER to restore after it. */
+  /** C2V_INIT, C2V_SSH, C2V_CLOUD_INIT, C2V_SECURE_BOOT and C2V_USER: the choices the stage takes, with the image's USER to restore after it. */
   buildArgs: Record<string, string>;
   /** The build context besides the Dockerfile, under PACKAGES_CONTEXT_DIR. */
   files: ContextFile[];
@@ -99,7 +105,8 @@ export function planAppliance(req: ApplianceRequest): AppliancePlan | undefined 
   const wantsSsh = Boolean(req.ssh || req.sshAuthorizedKeys);
   const installSsh = wantsSsh && !req.probe.hasSshd;
   const installCloudInit = Boolean(req.cloudInit) && !req.probe.hasCloudInit;
-  if (!installKernel && !installInit && !installSsh && !installCloudInit) return undefined;
+  const installSecureBoot = Boolean(req.secureBoot) && !req.probe.hasSignedBoot;
+  if (!installKernel && !installInit && !installSsh && !installCloudInit && !installSecureBoot) return undefined;
 
   const family = distroFamily(req.probe.osRelease);
   const pretty = req.probe.osRelease.PRETTY_NAME ?? req.probe.osRelease.ID ?? 'an unknown distribution';
@@ -112,7 +119,13 @@ export function planAppliance(req: ApplianceRequest): AppliancePlan | undefined 
   if (init === 'openrc' && !OPENRC_FAMILIES.has(family)) {
     throw new AppliancePlanError(`--init openrc is not available for ${pretty}: use --init systemd (or auto)`);
   }
-  const buildArgs = { C2V_INIT: req.init, C2V_SSH: wantsSsh ? '1' : '0', C2V_CLOUD_INIT: req.cloudInit ? '1' : '0', C2V_USER: stageUser(req.command.user) };
+  const buildArgs = {
+    C2V_INIT: req.init,
+    C2V_SSH: wantsSsh ? '1' : '0',
+    C2V_CLOUD_INIT: req.cloudInit ? '1' : '0',
+    C2V_SECURE_BOOT: req.secureBoot ? '1' : '0',
+    C2V_USER: stageUser(req.command.user),
+  };
   return {
     family,
     dockerfile: packagesStage(req.templates, buildArgs),
@@ -123,6 +136,7 @@ export function planAppliance(req: ApplianceRequest): AppliancePlan | undefined 
     installNetwork: installKernel || installInit,
     ssh: installSsh,
     cloudInit: installCloudInit,
+    secureBoot: installSecureBoot,
     appArgv,
     buildArgs,
     files: packagesContext(req.templates),
@@ -135,7 +149,14 @@ export function planAppliance(req: ApplianceRequest): AppliancePlan | undefined 
  * the same as c2v's own build.
  */
 export function packagesStage(templates: Pick<Templates, 'packagesStage'>, args: Record<string, string>, base = '${C2V_BASE}'): string {
-  return renderTemplate(templates.packagesStage, { base, init: args.C2V_INIT, ssh: args.C2V_SSH, cloudInit: args.C2V_CLOUD_INIT ?? '0', user: args.C2V_USER });
+  return renderTemplate(templates.packagesStage, {
+    base,
+    init: args.C2V_INIT,
+    ssh: args.C2V_SSH,
+    cloudInit: args.C2V_CLOUD_INIT ?? '0',
+    secureBoot: args.C2V_SECURE_BOOT ?? '0',
+    user: args.C2V_USER,
+  });
 }
 
 /** The script and the static DHCP configuration the stage copies in; neither depends on the image. */

@@ -18,6 +18,7 @@ import { guestOsFor, type GuestOs } from './os-type.js';
 import type { NicType, OvfSpec, ScsiController } from './ovf.js';
 import { appProperties, PropertyError, type OvfProperty } from './properties.js';
 import type { ManifestDigest } from '../formats/manifest.js';
+import { SecureBootError, signedBootPlan, type SignedBootPlan } from './secure-boot.js';
 import { hardwareVersion } from './vsphere-hardware.js';
 import type { Templates } from './template.js';
 
@@ -67,7 +68,7 @@ export interface DiskPlan {
   requestedSize: DiskSize;
   /** Sized from the image's bytes; the rootfs stage may measure and re-lay it (see disk-size.ts). */
   layout: DiskLayout;
-  boot: { bios: boolean; efi: boolean; kernelCmdline: string };
+  boot: { bios: boolean; efi: boolean; kernelCmdline: string; signed?: SignedBootPlan };
   rootfs: { hostname: string; title: string; features: string[]; espUuid: string };
   /** Files, links and edits written into the root file system as it streams (the app service, keys, password). */
   guest: GuestFilesPlan;
@@ -86,6 +87,7 @@ export interface DiskPlan {
     annotation: string;
     product: NonNullable<OvfSpec['product']>;
     serial: boolean;
+    secureBoot: boolean;
     eula?: string;
     properties: OvfProperty[];
   };
@@ -107,7 +109,8 @@ const NIC: Record<ConvertOptions['nic'], NicType> = { vmxnet3: 'VmxNet3', e1000e
 export function planConversion(req: ConversionRequest): ConversionPlan {
   const { name, options: opts, image, osRelease } = req;
   checkHardwareLimits(opts);
-  checkSigning(opts);
+  checkFlagCombinations(opts);
+  secureBootFor(req);
   checkProperties(req);
   const appliance = applianceFor(req);
   const vmImage = req.vmImage ?? (appliance ? undefined : image);
@@ -141,7 +144,7 @@ function planDisk(req: ConversionRequest, vmImage: ImageInfo): DiskPlan {
     identity,
     requestedSize: opts.diskSize,
     layout,
-    boot: { bios: opts.boot !== 'efi', efi, kernelCmdline: guest.kernelCmdline },
+    boot: { bios: opts.boot !== 'efi', efi, kernelCmdline: guest.kernelCmdline, signed: secureBootFor(req) },
     rootfs: { hostname: hostnameOf(name), title: osRelease.PRETTY_NAME ?? name, features: ext4Features(osRelease), espUuid: fatUuid(identity.espVolumeId) },
     guest,
     vmdk: {
@@ -167,6 +170,7 @@ function planDisk(req: ConversionRequest, vmImage: ImageInfo): DiskPlan {
       serial: opts.serial,
       eula: req.eula,
       properties: guest.ovfProperties,
+      secureBoot: opts.secureBoot,
     },
   };
 }
@@ -210,10 +214,17 @@ export function checkHardwareLimits(opts: ConvertOptions): void {
   }
 }
 
-/** A signature covers an OVF package's manifest, which only the OVA and the OVF folder have. */
-export function checkSigning(opts: ConvertOptions): void {
+/** Flags that only make sense together, judged before anything is read or built. */
+export function checkFlagCombinations(opts: ConvertOptions): void {
+  // A signature covers an OVF package's manifest, which only the OVA and the OVF folder have.
   if (opts.sign && (opts.format === 'raw' || opts.format === 'vmdk')) {
     throw new C2vError('usage', `--sign signs an OVF package's manifest, and --format ${opts.format} has none: use --format ova or ovf, or drop --sign`);
+  }
+  if (opts.secureBoot && opts.boot === 'bios') {
+    throw new C2vError('usage', '--secure-boot is an EFI feature, and --boot bios installs no EFI boot code: use --boot efi (or hybrid)');
+  }
+  if (opts.secureBoot && opts.hwVersion < 13) {
+    throw new C2vError('usage', `--secure-boot needs --hw-version 13 (ESXi 6.5) or later; vmx-${opts.hwVersion} has no Secure Boot`);
   }
 }
 
@@ -245,9 +256,21 @@ function applianceFor(req: ConversionRequest): AppliancePlan | undefined {
       sshAuthorizedKeys: req.sshAuthorizedKeys,
       ssh: opts.ssh,
       cloudInit: opts.cloudInit,
+      secureBoot: opts.secureBoot,
       templates: req.templates,
     }),
   );
+}
+
+/** The image's signed boot chain, refused for a distribution without one before any build. */
+function secureBootFor(req: ConversionRequest): SignedBootPlan | undefined {
+  if (!req.options.secureBoot) return undefined;
+  try {
+    return signedBootPlan(req.osRelease);
+  } catch (e) {
+    if (e instanceof SecureBootError) throw new C2vError('input', e.message);
+    throw e;
+  }
 }
 
 /** The app's service comes from the user's image's config, whatever image ends up on the disk. */
@@ -302,6 +325,6 @@ function annotation(image: ImageInfo, opts: ConvertOptions): string {
 
 /** What the packages step adds, in words. */
 export function describeAppliance(plan: AppliancePlan): string {
-  const parts = [plan.installKernel && 'a kernel', plan.installInit && plan.init, plan.installNetwork && 'DHCP networking and VMware tools', plan.ssh && 'an SSH server'];
+  const parts = [plan.installKernel && 'a kernel', plan.installInit && plan.init, plan.installNetwork && 'DHCP networking and VMware tools', plan.ssh && 'an SSH server', plan.cloudInit && 'cloud-init', plan.secureBoot && 'the signed shim and GRUB'];
   return parts.filter(Boolean).join(', ') || 'packages';
 }

@@ -21,6 +21,8 @@ export interface OvfHardware {
   /** The network the NIC connects to. */
   network?: string;
   firmware: 'bios' | 'efi';
+  /** bootOptions.efiSecureBootEnabled=true: the firmware enforces Secure Boot. */
+  secureBoot: boolean;
   memoryMiB?: number;
   properties: DeclaredProperty[];
 }
@@ -98,8 +100,17 @@ export function readOvfProperties(xml: string): DeclaredProperty[] {
   return out;
 }
 
+/** The value of a `vmw:Config` entry, its attributes in either order. */
+function vmwConfigValue(xml: string, key: string): string | undefined {
+  for (const m of xml.matchAll(/<vmw:Config\b([^>]*)\/?>/g)) {
+    const attrs = m[1];
+    if (/\bvmw:key="([^"]*)"/.exec(attrs)?.[1] === key) return /\bvmw:value="([^"]*)"/.exec(attrs)?.[1];
+  }
+  return undefined;
+}
+
 export function readOvfHardware(xml: string): OvfHardware {
-  const hw: OvfHardware = { sata: false, firmware: 'bios', properties: readOvfProperties(xml) };
+  const hw: OvfHardware = { sata: false, firmware: 'bios', secureBoot: false, properties: readOvfProperties(xml) };
   hw.diskFile = /<(?:ovf:)?File\b[^>]*\bovf:href="([^"]+)"/.exec(xml)?.[1];
   const all = items(xml).map((item) => ({
     type: field(item, 'ResourceType'),
@@ -131,6 +142,7 @@ export function readOvfHardware(xml: string): OvfHardware {
       if (item.type === '20') hw.sata = true;
     }
   }
-  if (/vmw:key="firmware"\s+vmw:value="efi"|vmw:value="efi"\s+vmw:key="firmware"|vmw:key="firmware"[^>]*vmw:value="efi"/.test(xml)) hw.firmware = 'efi';
+  if (vmwConfigValue(xml, 'firmware') === 'efi') hw.firmware = 'efi';
+  hw.secureBoot = hw.firmware === 'efi' && vmwConfigValue(xml, 'bootOptions.efiSecureBootEnabled') === 'true';
   return hw;
 }

@@ -37,6 +37,8 @@ export interface OvfSpec {
   serial?: boolean;
   /** A license the deploy wizard makes the admin accept (--eula). */
   eula?: string;
+  /** EFI firmware with Secure Boot on (--secure-boot): the disk boots through the distribution's signed shim. */
+  secureBoot?: boolean;
 }
 
 /** guestinfo for open-vm-tools, and an ISO in the CD-ROM drive for guests (and hypervisors) without it. */
@@ -77,6 +79,8 @@ function validate(spec: OvfSpec, vmx: number): void {
   checkInt('CPU count', spec.cpus, 1, HARDWARE_VERSIONS[HARDWARE_VERSIONS.length - 1].maxCpus);
   checkInt('memory (MiB)', spec.memoryMiB, 4);
   checkInt('virtual hardware version', vmx, 4, 99);
+  // Secure Boot is an EFI setting that vSphere offers from vmx-13 (ESXi 6.5) on.
+  if (spec.secureBoot && (spec.firmware !== 'efi' || vmx < 13)) throw new RangeError(`OVF Secure Boot needs EFI firmware and vmx-13 or later (got ${spec.firmware}, vmx-${vmx})`);
   checkInt('CIM OS id', spec.os.cimId, 0, 65535);
 }
 
@@ -244,8 +248,8 @@ export function buildOvf(spec: OvfSpec): string {
     ...VM_CONFIG.map(([key, value]) => vmwConfig(key, value, indent)),
     vmwConfig('firmware', spec.firmware, indent),
   );
-  // Secure boot would need signed boot code; the EFI image is built with an unsigned GRUB.
-  if (spec.firmware === 'efi') push(vmwConfig('bootOptions.efiSecureBootEnabled', 'false', indent));
+  // Off unless asked: without --secure-boot the EFI image is an unsigned GRUB the firmware would refuse.
+  if (spec.firmware === 'efi') push(vmwConfig('bootOptions.efiSecureBootEnabled', spec.secureBoot ? 'true' : 'false', indent));
 
   push('    </VirtualHardwareSection>', '  </VirtualSystem>', '</Envelope>', '');
   return out.join('\n');

@@ -2,13 +2,23 @@ import { utimes } from 'node:fs/promises';
 import { run } from '../adapters/exec.js';
 import { buildEpoch } from '../plan/identity.js';
 
+export interface EspFile {
+  /** Path on the ESP, `/`-separated, without a leading slash. */
+  target: string;
+  /** The file in the workspace (one file may go to several places). */
+  source: string;
+}
+
 export interface EspRequest {
   diskPath: string;
   offsetBytes: number;
   sizeBytes: number;
   volumeId: string;
-  /** The EFI GRUB image; absent for BIOS-only disks, which still get an (empty) ESP for later use. */
-  efiImagePath?: string;
+  /**
+   * Files to put on it, by their path on the ESP (`EFI/BOOT/BOOTX64.EFI`) and in the workspace; none for BIOS-only
+   * disks, which still get an (empty) ESP for later use.
+   */
+  files?: readonly EspFile[];
   /** Seconds since 1970 for every FAT timestamp (reproducible output); default SOURCE_DATE_EPOCH, else the clock. */
   epoch?: number;
 }
@@ -34,12 +44,25 @@ export async function makeEsp(req: EspRequest): Promise<void> {
     ['--invariant', '-F', '32', '-s', '1', '-n', 'EFI', '-i', req.volumeId, `--offset=${req.offsetBytes / sector}`, req.diskPath, String(req.sizeBytes / 1024)],
     { env: timeEnv },
   );
-  if (!req.efiImagePath) return;
+  const files = req.files ?? [];
+  if (files.length === 0) return;
   const image = `${req.diskPath}@@${req.offsetBytes}`;
   // mtools refuses images whose size differs from what the boot sector says unless told not to check.
   const env = { MTOOLS_SKIP_CHECK: '1', MTOOLS_NO_VFAT: '0', ...timeEnv };
-  await run('mmd', ['-i', image, '::/EFI', '::/EFI/BOOT'], { env });
-  // -m keeps the file's mtime, so pin it too (the file is c2v's own, in the workspace).
-  if (fatEpoch !== undefined) await utimes(req.efiImagePath, fatEpoch, fatEpoch);
-  await run('mcopy', ['-i', image, '-o', ...(fatEpoch === undefined ? [] : ['-m']), req.efiImagePath, '::/EFI/BOOT/BOOTX64.EFI'], { env });
+  await run('mmd', ['-i', image, ...espDirectories(files).map((d) => `::/${d}`)], { env });
+  for (const file of files) {
+    // -m keeps the file's mtime, so pin it too (the files are c2v's own, in the workspace).
+    if (fatEpoch !== undefined) await utimes(file.source, fatEpoch, fatEpoch);
+    await run('mcopy', ['-i', image, '-o', ...(fatEpoch === undefined ? [] : ['-m']), file.source, `::/${file.target}`], { env });
+  }
+}
+
+/** Every directory the files need, parents first: mmd makes one level at a time. */
+export function espDirectories(files: readonly EspFile[]): string[] {
+  const dirs = new Set<string>();
+  for (const { target } of files) {
+    const parts = target.split('/').slice(0, -1);
+    for (let i = 1; i <= parts.length; i++) dirs.add(parts.slice(0, i).join('/'));
+  }
+  return [...dirs];
 }

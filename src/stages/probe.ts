@@ -3,6 +3,7 @@ import type { RootfsSource } from '../adapters/engine.js';
 import type { ImageProbe } from '../plan/appliance.js';
 import { parseOsRelease, type OsRelease } from '../plan/os-release.js';
 import { PACKAGES_RECORD, parsePackagesRecord } from '../plan/appliance.js';
+import { requiredSignedPaths, SecureBootError, signedBootPlan } from '../plan/secure-boot.js';
 
 export async function readOsRelease(source: RootfsSource): Promise<OsRelease> {
   for (const p of ['/etc/os-release', '/usr/lib/os-release']) {
@@ -12,23 +13,36 @@ export async function readOsRelease(source: RootfsSource): Promise<OsRelease> {
   return {};
 }
 
+/** Whether the image carries the signed shim and GRUB of its distribution (--secure-boot). */
+async function hasSignedChain(osRelease: OsRelease, has: (paths: string[]) => Promise<boolean>): Promise<boolean> {
+  let plan;
+  try {
+    plan = signedBootPlan(osRelease);
+  } catch (e) {
+    if (e instanceof SecureBootError) return false;
+    throw e;
+  }
+  return (await Promise.all(requiredSignedPaths(plan).map(has))).every(Boolean);
+}
+
 /** Looks into the stopped container for a kernel and an init, without starting it. */
 export async function probeImage(source: RootfsSource, osRelease: OsRelease): Promise<ImageProbe> {
   // Existence checks are cheap for the engine; listing /boot makes it tar the kernel and initrd, so that is the
   // last resort, for kernels with no well-known name (RHEL's /boot/vmlinuz-<version> only).
   const has = async (paths: string[]): Promise<boolean> => (await Promise.all(paths.map((p) => source.exists(p)))).some(Boolean);
-  const [knownKernel, openrc, sysvInit, systemd, hasSshd, hasCloudInit, record] = await Promise.all([
+  const [knownKernel, openrc, sysvInit, systemd, hasSshd, hasCloudInit, hasSignedBoot, record] = await Promise.all([
     has(['/vmlinuz', '/boot/vmlinuz', '/boot/vmlinuz-virt', '/boot/vmlinuz-lts']),
     has(['/sbin/openrc', '/sbin/openrc-init', '/usr/sbin/openrc', '/usr/sbin/openrc-init']),
     has(['/sbin/init', '/usr/sbin/init']),
     has(['/lib/systemd/systemd', '/usr/lib/systemd/systemd']),
     has(['/usr/sbin/sshd', '/sbin/sshd']),
     has(['/usr/bin/cloud-init']),
+    hasSignedChain(osRelease, has),
     source.readFile(PACKAGES_RECORD),
   ]);
   const hasKernel = knownKernel || (await source.listDir('/boot')).some((n) => /^vmlinuz/.test(n));
   let init: ImageProbe['init'] = 'none';
   if (openrc) init = 'openrc';
   else if (sysvInit) init = systemd ? 'systemd' : 'other';
-  return { osRelease, hasKernel, init, hasSshd, hasCloudInit, packages: record && parsePackagesRecord(record.toString('utf8')) };
+  return { osRelease, hasKernel, init, hasSshd, hasCloudInit, hasSignedBoot, packages: record && parsePackagesRecord(record.toString('utf8')) };
 }

@@ -4,7 +4,8 @@
 # it is in and what the image already has, installs only what is missing, and records that in /etc/c2v/packages,
 # which c2v reads back from the built image. The app service, SSH keys and root password are written by c2v later.
 #
-# Environment (the stage's build args): C2V_INIT = auto | systemd | openrc; C2V_SSH = 0 | 1; C2V_CLOUD_INIT = 0 | 1.
+# Environment (the stage's build args): C2V_INIT = auto | systemd | openrc; C2V_SSH = 0 | 1; C2V_CLOUD_INIT = 0 | 1;
+# C2V_SECURE_BOOT = 0 | 1 (the distribution's signed shim and GRUB, which c2v copies onto the ESP).
 # For the host tests only: C2V_ROOT prefixes every path inspected or written, and C2V_DRY_RUN=1 prints what would
 # be installed, run and written instead of doing it.
 set -eu
@@ -18,6 +19,7 @@ DRY=${C2V_DRY_RUN:-0}
 WANT_INIT=${C2V_INIT:-auto}
 SSH=${C2V_SSH:-0}
 CLOUD=${C2V_CLOUD_INIT:-0}
+SECURE=${C2V_SECURE_BOOT:-0}
 # Where the stage copies this script and the files it installs.
 CTX=/tmp/c2v
 RECORD=/etc/c2v/packages
@@ -32,6 +34,7 @@ die() {
 case $WANT_INIT in auto | systemd | openrc) ;; *) die "C2V_INIT must be auto, systemd or openrc, not '$WANT_INIT'" ;; esac
 case $SSH in 0 | 1) ;; *) die "C2V_SSH must be 0 or 1, not '$SSH'" ;; esac
 case $CLOUD in 0 | 1) ;; *) die "C2V_CLOUD_INIT must be 0 or 1, not '$CLOUD'" ;; esac
+case $SECURE in 0 | 1) ;; *) die "C2V_SECURE_BOOT must be 0 or 1, not '$SECURE'" ;; esac
 case $DRY in 0 | 1) ;; *) die "C2V_DRY_RUN must be 0 or 1, not '$DRY'" ;; esac
 # Package managers and systemctl would still act on /, whatever the prefix says.
 if [ -n "$ROOT" ] && [ "$DRY" != 1 ]; then die "C2V_ROOT is only for dry runs (C2V_DRY_RUN=1)"; fi
@@ -86,6 +89,11 @@ present_init() {
 
 # Where c2v's probe looks too: sshd somewhere else would be installed here and still not be found by c2v.
 has_sshd() { exists /usr/sbin/sshd || exists /sbin/sshd; }
+
+# The signed chain where src/plan/secure-boot.ts takes it from (Ubuntu names its current shim .latest).
+has_signed_boot() {
+  { exists /usr/lib/shim/shimx64.efi.signed || exists /usr/lib/shim/shimx64.efi.signed.latest; } && exists /usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed
+}
 
 has_network() { # [any: let busybox's ifup count]
   if [ "$NET" = networkmanager ]; then
@@ -150,7 +158,7 @@ LABEL="${FIRST:-${FAMILY:-unknown}}${VERSION_ID:+ $VERSION_ID}"
 
 # --- What each family installs (the package lists of the former dockerfiles/<family>.Dockerfile) ---------------
 
-PK_KERNEL='' PK_SYSTEMD='' PK_OPENRC='' PK_NET='' PK_VMTOOLS='' PK_SSH='' PK_GROW='' PK_CLOUD='' NET='' DEFAULT_INIT=''
+PK_KERNEL='' PK_SYSTEMD='' PK_OPENRC='' PK_NET='' PK_VMTOOLS='' PK_SSH='' PK_GROW='' PK_CLOUD='' PK_SECURE='' NET='' DEFAULT_INIT=''
 case $FAMILY in
   debian)
     PK_KERNEL="linux-image-amd64 initramfs-tools"
@@ -161,6 +169,8 @@ case $FAMILY in
     PK_SSH="openssh-server"
     PK_GROW="fdisk e2fsprogs"
     PK_CLOUD="cloud-init cloud-guest-utils"
+    # shim-signed brings MokManager (shim-helpers-amd64-signed); its postinst only warns without EFI variables.
+    PK_SECURE="shim-signed grub-efi-amd64-signed"
     NET=ifupdown DEFAULT_INIT=systemd
     ;;
   ubuntu)
@@ -171,6 +181,7 @@ case $FAMILY in
     PK_SSH="openssh-server"
     PK_GROW="fdisk e2fsprogs"
     PK_CLOUD="cloud-init cloud-guest-utils"
+    PK_SECURE="shim-signed grub-efi-amd64-signed"
     NET=ifupdown DEFAULT_INIT=systemd
     ;;
   alpine)
@@ -215,7 +226,7 @@ else
 fi
 if [ "$INIT" = systemd ]; then PK_INIT=$PK_SYSTEMD; else PK_INIT=$PK_OPENRC; fi
 
-ADD_KERNEL=0 ADD_INIT=0 ADD_NET=0 ADD_VMTOOLS=0 ADD_SSH=0 ADD_GROW=0 ADD_CLOUD=0
+ADD_KERNEL=0 ADD_INIT=0 ADD_NET=0 ADD_VMTOOLS=0 ADD_SSH=0 ADD_GROW=0 ADD_CLOUD=0 ADD_SECURE=0
 if has_kernel; then say "kernel: present"; else
   ADD_KERNEL=1
   say "kernel: missing"
@@ -232,12 +243,18 @@ if [ "$CLOUD" = 0 ]; then say "cloud-init: not asked for"; elif exists /usr/bin/
   ADD_CLOUD=1
   say "cloud-init: missing"
 fi
-if [ -z "$FAMILY" ] && [ "$ADD_KERNEL$ADD_INIT$ADD_SSH$ADD_CLOUD" != 0000 ]; then
+if [ "$SECURE" = 0 ]; then say "secureboot: not asked for"; elif has_signed_boot; then say "secureboot: signed shim and GRUB present"; else
+  ADD_SECURE=1
+  say "secureboot: signed shim or GRUB missing"
+  if [ -n "$FAMILY" ] && [ -z "$PK_SECURE" ]; then die "C2V_SECURE_BOOT=1: $PRETTY packages no Microsoft-signed shim c2v knows; c2v takes it from Debian and Ubuntu"; fi
+fi
+if [ -z "$FAMILY" ] && [ "$ADD_KERNEL$ADD_INIT$ADD_SSH$ADD_CLOUD$ADD_SECURE" != 00000 ]; then
   lacks=''
   [ "$ADD_KERNEL" = 0 ] || lacks="a kernel"
   [ "$ADD_INIT" = 0 ] || lacks="${lacks:+$lacks, }an init"
   [ "$ADD_SSH" = 0 ] || lacks="${lacks:+$lacks, }sshd"
   [ "$ADD_CLOUD" = 0 ] || lacks="${lacks:+$lacks, }cloud-init"
+  [ "$ADD_SECURE" = 0 ] || lacks="${lacks:+$lacks, }a signed shim and GRUB"
   die "cannot add $lacks to $PRETTY: c2v supports Debian, Ubuntu, Alpine and RHEL-likes; add them to the image yourself"
 fi
 # A kernel or an init to add means an app image is becoming a VM: it needs networking and VMware's tools too.
@@ -278,6 +295,7 @@ add() { # record word, packages
 [ "$ADD_GROW" = 0 ] || add grow "$PK_GROW"
 [ "$ADD_SSH" = 0 ] || add ssh "$PK_SSH"
 [ "$ADD_CLOUD" = 0 ] || add cloud-init "$PK_CLOUD"
+[ "$ADD_SECURE" = 0 ] || add secureboot "$PK_SECURE"
 
 if [ -n "$WORDS" ]; then
   say "$LABEL: adding $SUMMARY"
@@ -470,6 +488,7 @@ if [ "$DRY" != 1 ]; then
   if [ "$ADD_VMTOOLS" = 1 ] && ! have_bin vmtoolsd; then say "warning: installed $PK_VMTOOLS, but found no vmtoolsd"; fi
   if [ "$ADD_SSH" = 1 ] && ! has_sshd; then say "warning: installed $PK_SSH, but found no sshd"; fi
   if [ "$ADD_CLOUD" = 1 ] && ! exists /usr/bin/cloud-init; then die "installed $PK_CLOUD, but there is no /usr/bin/cloud-init"; fi
+  if [ "$ADD_SECURE" = 1 ] && ! has_signed_boot; then die "installed $PK_SECURE, but found no signed shim and GRUB in /usr/lib"; fi
 fi
 
 # --- Setting up what was installed (no part of it depends on the image's config) ------------------------------

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT, requireDockerEngine } from '../helpers/env.js';
 import { runC2v, strayContainers } from '../helpers/run-cli.js';
+import { FIRMWARE_REFUSAL, SHIM_REFUSAL, unsignedBootRefusals } from '../helpers/secure-boot.js';
 
 /**
  * Plain app images (no kernel, no init) become appliances whose app answers over HTTP, proven with `c2v verify`
@@ -46,16 +47,16 @@ describe('app images become appliances', () => {
     const verified = ver.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l)).filter((e) => e.event === 'verified');
     const appliance = result.timings.find((t: { stage: string }) => t.stage === 'appliance').seconds;
     process.stderr.write(`${image} ${extra.join(' ')}: appliance build ${appliance.toFixed(1)} s; ${verified.map((v) => `${v.firmware} boot ${v.bootSeconds.toFixed(1)} s`).join(', ')}\n`);
-    return { verified, serial: ver.stderr };
+    return { verified, serial: ver.stderr, ova };
   }
 
   /** The agent's work, seen from outside: the app's value from the environment, and the root grown. */
   async function deployed(image: string, extra: string[], firmware: 'bios' | 'efi', greeting: string) {
-    const { verified, serial } = await convertAndVerify(image, ['--property', 'GREETING', ...extra], firmware, ['--property', `app.GREETING=${greeting}`, '--grow-disk', '1G', '--http', `8080:${greeting}`]);
+    const { verified, serial, ova } = await convertAndVerify(image, ['--property', 'GREETING', ...extra], firmware, ['--property', `app.GREETING=${greeting}`, '--grow-disk', '1G', '--http', `8080:${greeting}`]);
     expect(verified[0].ovfEnvironment.properties).toBeGreaterThan(3);
     expect(verified[0].httpBody).toMatch(new RegExp(`^${greeting} from /srv as uid 990 on `));
     expect(serial).toMatch(/c2v-grow-root: grew \/dev\/\w+/);
-    return verified;
+    return { verified, ova };
   }
 
   it('Debian bookworm app with --init openrc: the agent applies the environment and grows the root', async () => {
@@ -66,9 +67,25 @@ describe('app images become appliances', () => {
     await deployed(buildApp('debian:bullseye'), [], 'bios', 'hello-bullseye');
   }, 1_500_000);
 
-  it('Debian trixie app: the agent applies the environment and grows the root', async () => {
-    await deployed(buildApp('debian:trixie'), [], 'efi', 'hello-trixie');
+  /**
+   * One EFI boot proves Secure Boot as well: OVMF enforcing it with Microsoft's keys (verify picks that firmware
+   * because the OVF turns Secure Boot on), the image's signed shim, GRUB and kernel, and the kernel's own report.
+   */
+  let secureOva: string | undefined;
+  it('Debian trixie app with --secure-boot: boots through the signed shim with Secure Boot enforced; the agent applies the environment and grows the root', async () => {
+    const { verified, ova } = await deployed(buildApp('debian:trixie'), ['--secure-boot', '--boot', 'efi'], 'efi', 'hello-trixie');
+    expect(verified[0].secureBoot).toBe(true);
+    secureOva = ova;
   }, 1_500_000);
+
+  it('the same firmware refuses an unsigned GRUB: in place of shim, and in place of the signed GRUB shim loads', async () => {
+    if (!secureOva) throw new Error('the --secure-boot conversion failed, so there is no disk to tamper with');
+    const refusals = await unsignedBootRefusals(secureOva, dir);
+    // OVMF refuses to start an unsigned EFI/BOOT/BOOTX64.EFI; shim refuses an unsigned grubx64.efi.
+    expect(refusals.firmware).toMatch(FIRMWARE_REFUSAL);
+    expect(refusals.shim).toMatch(SHIM_REFUSAL);
+    expect(refusals.kernelStarted).toBe(false);
+  }, 600_000);
 
   it('--cloud-init: cloud-init instead of the agent, configured from its OVF properties on the CD-ROM', async () => {
     const { verified, serial } = await convertAndVerify(buildApp('debian:bookworm'), ['--cloud-init'], 'bios', [

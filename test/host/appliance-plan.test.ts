@@ -92,7 +92,7 @@ describe('appliance planning', () => {
   it('builds the packages step for a Debian app image: one stage and one script, whatever its config', () => {
     const plan = planAppliance({ templates, source: 'myapp:1.4', command: cmd, probe: appImage, init: 'auto', appService: true })!;
     expect(plan).toMatchObject({ family: 'debian', init: 'systemd', installKernel: true, installInit: true, installNetwork: true, ssh: false });
-    expect(plan.buildArgs).toEqual({ C2V_INIT: 'auto', C2V_SSH: '0', C2V_CLOUD_INIT: '0', C2V_USER: 'app:staff' });
+    expect(plan.buildArgs).toEqual({ C2V_INIT: 'auto', C2V_SSH: '0', C2V_CLOUD_INIT: '0', C2V_SECURE_BOOT: '0', C2V_USER: 'app:staff' });
     expect(plan.files.map((f) => f.path).sort()).toEqual(['c2v-packages.sh', 'interfaces']);
     expect(plan.dockerfile).toMatch(/^FROM \$\{C2V_BASE\}$/m);
     expect(plan.dockerfile).toMatch(/^ARG C2V_USER=app:staff$/m);
@@ -106,6 +106,15 @@ describe('appliance planning', () => {
     expect(planAppliance({ templates, source: 'vm', command: { ...cmd, entrypoint: [], cmd: ['/sbin/init'] }, probe: vm, init: 'auto', appService: true })).toBeUndefined();
     expect(planAppliance({ templates, source: 'vm', command: cmd, probe: vm, init: 'auto', appService: true, sshAuthorizedKeys: 'ssh-ed25519 AAAA' })).toBeUndefined();
     expect(planAppliance({ templates, source: 'vm', command: cmd, probe: { ...vm, hasSshd: false }, init: 'auto', appService: true, sshAuthorizedKeys: 'ssh-ed25519 AAAA' })).toMatchObject({ ssh: true, installKernel: false });
+  });
+
+  it('builds for --secure-boot only when the image lacks the signed shim and GRUB', () => {
+    const vm: ImageProbe = { osRelease: bookworm, hasKernel: true, init: 'systemd', hasSshd: true };
+    const plan = planAppliance({ templates, source: 'vm', command: cmd, probe: vm, init: 'auto', appService: true, secureBoot: true });
+    expect(plan).toMatchObject({ secureBoot: true, installKernel: false, installInit: false, installNetwork: false });
+    expect(plan!.buildArgs.C2V_SECURE_BOOT).toBe('1');
+    expect(plan!.dockerfile).toMatch(/^ARG C2V_SECURE_BOOT=1$/m);
+    expect(planAppliance({ templates, source: 'vm', command: cmd, probe: { ...vm, hasSignedBoot: true }, init: 'auto', appService: true, secureBoot: true })).toBeUndefined();
   });
 
   it('refuses a USER that could add lines to the stage', () => {

@@ -83,6 +83,13 @@ describe.skipIf(!PRESENT)(`govmomi reads c2v's deploy-time properties and device
     });
   });
 
+  it('Secure Boot as bootOptions.efiSecureBootEnabled: on with --secure-boot, off otherwise', () => {
+    const on = parse({ ...spec('efi'), secureBoot: true }) as Parsed & { configSpec: Record<string, unknown> };
+    expect(on.configSpec).toMatchObject({ firmware: 'efi', bootOptions: { efiSecureBootEnabled: true } });
+    const off = parse(spec('efi')) as Parsed & { configSpec: { bootOptions?: { efiSecureBootEnabled?: boolean } } };
+    expect(off.configSpec.bootOptions?.efiSecureBootEnabled).toBe(false);
+  });
+
   it('a CD-ROM drive on IDE for BIOS and on AHCI for EFI, beside the disk on pvscsi', () => {
     for (const [firmware, controller] of [
       ['bios', 'VirtualIDEController'],

@@ -197,6 +197,32 @@ describe('the conversion plan', () => {
     expect(() => planConversion(request({}, { memory: 1011 * 1024 + 1, hwVersion: 10 }))).toThrow(/--memory 1035265 MiB is more than vmx-10 \(ESXi 5\.5\) allows \(1011 GB\)/);
   });
 
+  it('--secure-boot: the signed chain of Debian or Ubuntu, Secure Boot on in the OVF; refused where it cannot be', () => {
+    // A VM image without the signed binaries gets them from the packages step; with them, no build.
+    const building = planConversion(request({}, { secureBoot: true }));
+    expect(building.appliance).toMatchObject({ secureBoot: true, installKernel: false, buildArgs: { C2V_SECURE_BOOT: '1' } });
+    expect(building.disk).toBeUndefined();
+    const signed = { osRelease: bookworm, hasKernel: true, init: 'systemd' as const, hasSignedBoot: true };
+    const disk = planConversion(request({ probe: signed }, { secureBoot: true })).disk!;
+    expect(disk.boot.signed).toMatchObject({ configDirs: ['debian', 'BOOT'], packages: 'shim-signed shim-helpers-amd64-signed grub-efi-amd64-signed' });
+    expect(disk.ovf.secureBoot).toBe(true);
+    const ubuntu = { ID: 'ubuntu', VERSION_ID: '24.04', PRETTY_NAME: 'Ubuntu 24.04 LTS' };
+    expect(planConversion(request({ osRelease: ubuntu, probe: { osRelease: ubuntu, hasKernel: true, init: 'systemd', hasSignedBoot: true } }, { secureBoot: true })).disk!.boot.signed?.configDirs).toEqual(['ubuntu', 'BOOT']);
+    const alpine = { ID: 'alpine', VERSION_ID: '3.20.3', PRETTY_NAME: 'Alpine Linux v3.20' };
+    expect(() => planConversion(request({ osRelease: alpine, probe: { osRelease: alpine, hasKernel: true, init: 'openrc' } }, { secureBoot: true }))).toThrow(
+      /--secure-boot needs the distribution's Microsoft-signed shim .* Alpine Linux v3\.20 has none c2v knows/,
+    );
+    expect(() => planConversion(request({}, { secureBoot: true, boot: 'bios' }))).toThrow('--secure-boot is an EFI feature, and --boot bios installs no EFI boot code: use --boot efi (or hybrid)');
+    expect(() => planConversion(request({}, { secureBoot: true, hwVersion: 11 }))).toThrow('--secure-boot needs --hw-version 13 (ESXi 6.5) or later; vmx-11 has no Secure Boot');
+    expect(planConversion(request()).disk!.ovf.secureBoot).toBe(false);
+  });
+
+  it('--sign: a .cert member after the manifest, for the OVA and the OVF folder only', () => {
+    expect(planConversion(request({}, { sign: 'k.pem', cert: 'c.pem' })).output.certName).toBe('app.cert');
+    expect(planConversion(request({}, { sign: 'k.pem', cert: 'c.pem', format: 'ovf' })).output.certName).toBe('app.cert');
+    expect(() => planConversion(request({}, { sign: 'k.pem', cert: 'c.pem', format: 'raw' }))).toThrow(/--sign signs an OVF package's manifest, and --format raw has none/);
+  });
+
   it('makes a hostname of the VM name', () => {
     expect(hostnameOf('My_App.v2')).toBe('my-app-v2');
     expect(hostnameOf('---')).toBe('appliance');

@@ -22,9 +22,15 @@ describe('reading back the hardware c2v declared', () => {
       nicSubType: 'VmxNet3',
       network: 'VM Network',
       firmware: 'efi',
+      secureBoot: false,
       memoryMiB: 2048,
       properties: expect.any(Array),
     });
+    // --secure-boot's OVF boots on firmware that enforces it; the setting means nothing for BIOS.
+    expect(readOvfHardware(buildOvf({ ...base, firmware: 'efi', secureBoot: true })).secureBoot).toBe(true);
+    expect(() => buildOvf({ ...base, firmware: 'bios', secureBoot: true })).toThrow(/Secure Boot needs EFI firmware and vmx-13/);
+    expect(() => buildOvf({ ...base, firmware: 'efi', secureBoot: true, vmxVersion: 11 })).toThrow(/vmx-13 or later/);
+    expect(readOvfHardware(buildOvf({ ...base, firmware: 'efi', secureBoot: true })).firmware).toBe('efi');
     expect(devicesFor(efi, 'bios')).toEqual({ bus: 'pvscsi', nic: 'vmxnet3' });
     expect(devicesFor(efi, 'efi')).toEqual({ bus: 'ahci', nic: 'vmxnet3' });
     const bios = readOvfHardware(buildOvf({ ...base, firmware: 'bios', scsiController: 'lsilogic', nic: 'E1000e' }));

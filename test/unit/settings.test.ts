@@ -49,6 +49,7 @@ describe('the settings table', () => {
       input: 'x',
       format: 'ova',
       boot: 'hybrid',
+      secureBoot: false,
       cpus: 1,
       memory: 1024,
       diskSize: 'auto',
