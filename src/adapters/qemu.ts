@@ -75,6 +75,9 @@ export type Firmware = 'bios' | 'efi';
 export type DiskBus = 'pvscsi' | 'lsi' | 'ahci' | 'virtio';
 export type NicModel = 'vmxnet3' | 'e1000e' | 'virtio';
 
+/** QEMU's device for each NIC model. */
+const NIC_DEVICES: Record<NicModel, string> = { vmxnet3: 'vmxnet3', e1000e: 'e1000e', virtio: 'virtio-net-pci' };
+
 /** QEMU's own default NIC address, given explicitly so that an OVF environment can name it. */
 export const DEFAULT_MAC = '52:54:00:12:34:56';
 
@@ -174,7 +177,7 @@ export function qemuArgs(req: BootRequest, varsPath: string | undefined, accel: 
     args.push('-drive', `file=${optValue(req.cdrom)},format=raw,media=cdrom,if=none,id=cd0,readonly=on`, '-device', 'ide-cd,drive=cd0,bus=ide.1');
   }
   const fwd = (req.forwards ?? []).map((f) => `,hostfwd=tcp:127.0.0.1:${f.host}-${f.guestAddress ?? ''}:${f.guest}`).join('');
-  args.push('-netdev', `user,id=net0${fwd}`, '-device', `${req.nic ?? 'vmxnet3'},netdev=net0,mac=${req.mac ?? DEFAULT_MAC}`);
+  args.push('-netdev', `user,id=net0${fwd}`, '-device', `${NIC_DEVICES[req.nic ?? 'vmxnet3']},netdev=net0,mac=${req.mac ?? DEFAULT_MAC}`);
   return args;
 }
 

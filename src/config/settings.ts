@@ -39,7 +39,7 @@ export function camelCase<S extends string>(flag: S): CamelCase<S> {
   return flag.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase()) as CamelCase<S>;
 }
 
-export const FORMATS = ['ova', 'ovf', 'vmdk', 'raw'] as const;
+export const FORMATS = ['ova', 'ovf', 'vmdk', 'raw', 'qcow2'] as const;
 export const BOOT_MODES = ['hybrid', 'bios', 'efi'] as const;
 export const SCSI_CONTROLLERS = ['pvscsi', 'lsilogic', 'lsilogicsas'] as const;
 export const NICS = ['vmxnet3', 'e1000e'] as const;

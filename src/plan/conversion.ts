@@ -217,7 +217,7 @@ export function checkHardwareLimits(opts: ConvertOptions): void {
 /** Flags that only make sense together, judged before anything is read or built. */
 export function checkFlagCombinations(opts: ConvertOptions): void {
   // A signature covers an OVF package's manifest, which only the OVA and the OVF folder have.
-  if (opts.sign && (opts.format === 'raw' || opts.format === 'vmdk')) {
+  if (opts.sign && opts.format !== 'ova' && opts.format !== 'ovf') {
     throw new C2vError('usage', `--sign signs an OVF package's manifest, and --format ${opts.format} has none: use --format ova or ovf, or drop --sign`);
   }
   if (opts.secureBoot && opts.boot === 'bios') {

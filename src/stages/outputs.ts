@@ -1,6 +1,7 @@
 /**
- * The last stages: the finished raw disk becomes what --format asks for. A raw disk is published as it is; the
- * others get a streamOptimized VMDK, and the OVF folder and OVA the descriptor and manifest around it. Every
+ * The last stages: the finished raw disk becomes what --format asks for. A raw disk is published as it is, a
+ * qcow2 is compressed from it; the others get a streamOptimized VMDK, and the OVF folder and OVA the descriptor
+ * and manifest around it. Every
  * artefact is made in the workspace and appears under its final name only when complete.
  */
 import { mkdir, rm } from 'node:fs/promises';
@@ -17,6 +18,7 @@ import type { StageRunner } from '../progress.js';
 import type { Workspace } from '../adapters/workspace.js';
 import { streamVmdk, writeVmdk, type VmdkStreamResult } from './vmdk.js';
 import { StreamingOva, writeOvfFolder } from './package-ova.js';
+import { writeQcow2 } from './qcow2.js';
 
 export interface OutputRequest {
   output: OutputPlan;
@@ -41,7 +43,23 @@ export async function writeOutput(req: OutputRequest): Promise<number> {
       return writeOvf(req);
     case 'ova':
       return writeOva(req);
+    case 'qcow2':
+      return writeQcow2Output(req);
   }
+}
+
+/** For KVM and Proxmox: the same disk as a compressed qcow2, its clusters deflated by the VMDK's worker pool. */
+async function writeQcow2Output(req: OutputRequest): Promise<number> {
+  const qcow2Path = req.ws.file(`${req.disk.ovf.name}.qcow2`);
+  const written = await req.stages.run(
+    'qcow2',
+    'Writing the compressed qcow2',
+    (_update, progress) => writeQcow2(req.diskPath, qcow2Path, { capacityBytes: req.disk.layout.diskBytes, compressLevel: req.disk.vmdk.compressLevel, onProgress: progress }),
+    (q) => `${formatSize(q.bytes)} from ${formatSize(q.readBytes)} of data read, ${q.clusters} compressed clusters (${q.engine}, data map: ${q.mapMethod})`,
+  );
+  await rm(req.diskPath, { force: true });
+  await req.ws.publish(qcow2Path, req.output.path);
+  return written.bytes;
 }
 
 /**

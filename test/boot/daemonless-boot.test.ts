@@ -11,7 +11,8 @@ import { runC2v } from '../helpers/run-cli.js';
 
 /**
  * One boot for the daemonless path: the example VM image, pushed to a real registry, built upon by kaniko (its
- * base pulled from that registry), and the kaniko tarball converted with DOCKER_HOST pointing at no engine.
+ * base pulled from that registry), and the kaniko tarball converted with DOCKER_HOST pointing at no engine, to a
+ * qcow2 that boots as KVM and Proxmox run it (SeaBIOS, virtio).
  * Without ../shared (where the kaniko executor lives) the archive is `docker save` of the same derived image.
  */
 const KANIKO = path.resolve(PROJECT_ROOT, '../shared/tools/kaniko/make-image');
@@ -23,7 +24,7 @@ describe(`a daemonless conversion boots (${hasKaniko ? 'a kaniko tarball' : 'doc
   let dir: string;
   let registry: TestRegistry | undefined;
   let archive: string;
-  let vmdk: string;
+  let disk: string;
   let stderr = '';
 
   beforeAll(async () => {
@@ -44,8 +45,8 @@ describe(`a daemonless conversion boots (${hasKaniko ? 'a kaniko tarball' : 'doc
       await execa('docker', ['save', '-o', path.join(ctx, 'app.tar'), 'c2v-test/example-derived:1']);
     }
     archive = path.join(ctx, 'app.tar');
-    vmdk = path.join(dir, 'out', 'app.vmdk');
-    const r = await runC2v(['convert', `docker-archive:${archive}`, '--format', 'vmdk', '-o', vmdk, '--name', 'daemonless'], { env: { DOCKER_HOST: `unix://${dir}/no-engine.sock` } });
+    disk = path.join(dir, 'out', 'app.qcow2');
+    const r = await runC2v(['convert', `docker-archive:${archive}`, '--format', 'qcow2', '-o', disk, '--name', 'daemonless'], { env: { DOCKER_HOST: `unix://${dir}/no-engine.sock` } });
     stderr = r.stderr;
     if (r.exitCode !== 0) throw new Error(`c2v convert failed (${r.exitCode}): ${r.stderr}`);
   }, 1_200_000);
@@ -57,12 +58,12 @@ describe(`a daemonless conversion boots (${hasKaniko ? 'a kaniko tarball' : 'doc
 
   it('converted without any engine: nothing in its output speaks of one, and only the disk is left', () => {
     expect(stderr).not.toMatch(/docker engine|DOCKER_HOST/i);
-    expect(readdirSync(path.dirname(vmdk))).toEqual(['app.vmdk']);
+    expect(readdirSync(path.dirname(disk))).toEqual(['app.qcow2']);
   });
 
   it('holds what the last build step wrote', () => {
     const raw = path.join(dir, 'disk.raw');
-    execFileSync('qemu-img', ['convert', '-f', 'vmdk', '-O', 'raw', vmdk, raw]);
+    execFileSync('qemu-img', ['convert', '-f', 'qcow2', '-O', 'raw', disk, raw]);
     const parts = JSON.parse(execFileSync('sfdisk', ['--json', raw], { encoding: 'utf8' })).partitiontable.partitions as { start: number; size: number }[];
     const root = path.join(dir, 'root.img');
     execFileSync('dd', [`if=${raw}`, `of=${root}`, 'bs=1M', 'iflag=skip_bytes,count_bytes', `skip=${parts[2].start * 512}`, `count=${parts[2].size * 512}`, 'conv=sparse', 'status=none']);
@@ -71,10 +72,11 @@ describe(`a daemonless conversion boots (${hasKaniko ? 'a kaniko tarball' : 'doc
     expect(content.trim()).toBe(hasKaniko ? 'kaniko' : 'docker');
   });
 
-  it('boots with OVMF to multi-user with no failed unit', async () => {
-    const boot = await bootUntil({ disk: vmdk, firmware: 'efi', bus: 'ahci', nic: 'vmxnet3', marker: /C2V-EXAMPLE-READY/, timeoutMs: 600_000 });
+  // Written as a qcow2, it boots as KVM and Proxmox would run it: SeaBIOS, virtio disk and NIC.
+  it('boots its qcow2 with SeaBIOS from a virtio disk to multi-user with no failed unit', async () => {
+    const boot = await bootUntil({ disk, format: 'qcow2', firmware: 'bios', bus: 'virtio', nic: 'virtio', marker: /C2V-EXAMPLE-READY/, timeoutMs: 600_000 });
     await boot.stop();
-    process.stderr.write(`daemonless EFI boot: ${boot.seconds.toFixed(1)} s: ${boot.line}\n`);
+    process.stderr.write(`daemonless qcow2 BIOS boot (virtio): ${boot.seconds.toFixed(1)} s: ${boot.line}\n`);
     expect(boot.line).toMatch(/failed=0\b/);
   }, 660_000);
 });

@@ -37,6 +37,7 @@ describe('output formats', () => {
     await convert('ovf', out('fmt-ovf'), ['--sign', keys.leafKey, '--cert', keys.chain]);
     await convert('vmdk', out('fmt.vmdk'));
     await convert('raw', out('fmt.raw'));
+    await convert('qcow2', out('fmt.qcow2'));
     writeFileSync(path.join(dir, 'eula.txt'), 'You may use this appliance <as is> & "without warranty".\n');
     await convert('ova', out('fmt-vmx11.ova'), ['--hw-version', '11', '--sign', keys.selfKey, '--cert', keys.selfCert, '--serial', '--cpus', '2', '--product', 'Formats & Co', '--product-version', '2.0', '--eula', path.join(dir, 'eula.txt')]);
   }, 300_000);
@@ -47,7 +48,7 @@ describe('output formats', () => {
   });
 
   it('leaves only the outputs in the folder, no workspace', () => {
-    expect(readdirSync(dir).sort()).toEqual(['eula.txt', 'fmt-ovf', 'fmt-vmx11.ova', 'fmt.ova', 'fmt.raw', 'fmt.vmdk', 'keys']);
+    expect(readdirSync(dir).sort()).toEqual(['eula.txt', 'fmt-ovf', 'fmt-vmx11.ova', 'fmt.ova', 'fmt.qcow2', 'fmt.raw', 'fmt.vmdk', 'keys']);
   });
 
   it('--hw-version 11: a SHA1 manifest (ESXi 6.0 clients reject SHA256) that checks out, signed with SHA1 too, and a vmx-11 OVF', async () => {
@@ -104,6 +105,25 @@ describe('output formats', () => {
 
   it('--format raw: a GPT disk with a clean root filesystem and ESP', () => {
     checkDisk(out('fmt.raw'));
+  }, 60_000);
+
+  it('--format qcow2: a compressed qcow2 v3 of the same disk as --format raw, that qemu-img checks clean', () => {
+    const info = JSON.parse(execFileSync('qemu-img', ['info', '--output', 'json', out('fmt.qcow2')], { encoding: 'utf8' }));
+    expect(info).toMatchObject({ format: 'qcow2', 'cluster-size': 65536, 'virtual-size': statSync(out('fmt.raw')).size, 'format-specific': { data: { compat: '1.1' } } });
+    const check = JSON.parse(execFileSync('qemu-img', ['check', '--output', 'json', out('fmt.qcow2')], { encoding: 'utf8' }));
+    expect(check).toMatchObject({ 'check-errors': 0 });
+    expect(check.leaks ?? 0).toBe(0);
+    expect(check.corruptions ?? 0).toBe(0);
+    // Every allocated cluster is a compressed one.
+    expect(check['compressed-clusters']).toBe(check['allocated-clusters']);
+    expect(execFileSync('qemu-img', ['compare', '-f', 'raw', '-F', 'qcow2', out('fmt.raw'), out('fmt.qcow2')], { encoding: 'utf8' })).toMatch(/Images are identical/);
+    expect(statSync(out('fmt.qcow2')).size).toBeLessThan(statSync(out('fmt.raw')).size / 2);
+  }, 120_000);
+
+  it('--sign is refused for --format qcow2 too: there is no manifest to sign', async () => {
+    const r = await runC2v(['convert', IMAGE, '--no-pull', '--name', 'refused', '--format', 'qcow2', '-o', out('refused.qcow2'), '--sign', keys.leafKey, '--cert', keys.chain]);
+    expect(r.exitCode, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/--format qcow2 has none/);
   }, 60_000);
 
   it('--format vmdk: the same disk as --format raw, and the same bytes as the VMDK inside the OVA and the folder', async () => {

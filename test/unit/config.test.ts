@@ -29,7 +29,7 @@ describe('convert settings', () => {
     const r = convertSchema.safeParse({ input: 'x', format: 'zip', boot: 'floppy', cpus: 0, diskSize: 'big', name: '-bad', colour: 'red' });
     expect(r.success).toBe(false);
     const text = formatIssues(r.error!);
-    expect(text).toContain('--format must be one of: ova, ovf, vmdk, raw');
+    expect(text).toContain('--format must be one of: ova, ovf, vmdk, raw, qcow2');
     expect(text).toContain('--boot must be one of: hybrid, bios, efi');
     expect(text).toContain('--cpus must be at least 1');
     expect(text).toContain('"big" is not a size');

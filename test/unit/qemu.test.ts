@@ -53,6 +53,16 @@ describe('the QEMU command line', () => {
     expect(values(args, '-device').at(-1)).toBe('e1000e,netdev=net0,mac=52:54:00:aa:bb:cc');
   });
 
+  it('boots virtio disk and NIC, as KVM and Proxmox do; with SMM and the Secure Boot firmware when asked', () => {
+    const args = qemuArgs({ ...req, disk: '/t/app.qcow2', format: 'qcow2', bus: 'virtio', nic: 'virtio' }, undefined, 'tcg');
+    expect(values(args, '-device')).toEqual(['virtio-blk-pci,drive=disk0,bootindex=0', `virtio-net-pci,netdev=net0,mac=${DEFAULT_MAC}`]);
+    const secure = qemuArgs({ ...req, firmware: 'efi', bus: 'ahci', secureBoot: true }, '/t/vars.fd', 'tcg');
+    expect(values(secure, '-machine')).toEqual(['q35,smm=on']);
+    expect(values(secure, '-global')).toEqual(['driver=cfi.pflash01,property=secure,value=on']);
+    expect(values(secure, '-drive').slice(0, 2)).toEqual(['if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.secboot.fd', 'if=pflash,format=raw,file=/t/vars.fd']);
+    expect(() => qemuArgs({ ...req, firmware: 'bios', secureBoot: true }, undefined, 'tcg')).toThrow(/Secure Boot needs EFI firmware/);
+  });
+
   it("puts an ISO in a read-only CD-ROM on q35's AHCI port 1, beside an AHCI disk on port 0 or any other bus", () => {
     const cd = ['file=/t/ovf-env.iso,format=raw,media=cdrom,if=none,id=cd0,readonly=on'];
     const ahci = qemuArgs({ ...req, firmware: 'efi', bus: 'ahci', cdrom: '/t/ovf-env.iso' }, '/t/vars.fd', 'tcg');
