@@ -91,6 +91,8 @@ export interface BootRequest {
   snapshot?: boolean;
   /** An ISO for a CD-ROM drive (an OVF environment, for one). */
   cdrom?: string;
+  /** A Unix socket for the QEMU guest agent's virtio port (org.qemu.guest_agent.0), as Proxmox gives VMs. */
+  guestAgentSocket?: string;
   firmware: Firmware;
   /** EFI only: OVMF that enforces Secure Boot, with Microsoft's keys enrolled (as vSphere's firmware has). */
   secureBoot?: boolean;
@@ -175,6 +177,16 @@ export function qemuArgs(req: BootRequest, varsPath: string | undefined, accel: 
   if (req.cdrom) {
     // On q35's own AHCI controller whatever the disk's bus: port 0 is the AHCI disk's, so the CD takes port 1.
     args.push('-drive', `file=${optValue(req.cdrom)},format=raw,media=cdrom,if=none,id=cd0,readonly=on`, '-device', 'ide-cd,drive=cd0,bus=ide.1');
+  }
+  if (req.guestAgentSocket) {
+    args.push(
+      '-device',
+      'virtio-serial-pci,id=vser0',
+      '-chardev',
+      `socket,id=qga0,path=${optValue(req.guestAgentSocket)},server=on,wait=off`,
+      '-device',
+      'virtserialport,bus=vser0.0,chardev=qga0,name=org.qemu.guest_agent.0',
+    );
   }
   const fwd = (req.forwards ?? []).map((f) => `,hostfwd=tcp:127.0.0.1:${f.host}-${f.guestAddress ?? ''}:${f.guest}`).join('');
   args.push('-netdev', `user,id=net0${fwd}`, '-device', `${NIC_DEVICES[req.nic ?? 'vmxnet3']},netdev=net0,mac=${req.mac ?? DEFAULT_MAC}`);

@@ -21,6 +21,7 @@ export function prepareCommand(y: Argv<GlobalFlags>) {
         .option('ssh', { type: 'boolean', default: false, describe: 'Also install an SSH server (for convert --ssh-key)' })
         .option('cloud-init', { type: 'boolean', default: false, describe: 'Also install cloud-init (for convert --cloud-init)' })
         .option('secure-boot', { type: 'boolean', default: false, describe: "Also install the distribution's signed shim and GRUB (for convert --secure-boot)" })
+        .option('guest-agent', { type: 'boolean', default: false, describe: 'Also install the QEMU guest agent (for convert --guest-agent)' })
         .strict(),
     async (argv) => {
       const flags = parseImageFlags(argv);
@@ -32,6 +33,7 @@ export function prepareCommand(y: Argv<GlobalFlags>) {
         ssh: Boolean(argv.ssh),
         cloudInit: Boolean(argv.cloudInit),
         secureBoot: Boolean(argv.secureBoot),
+        guestAgent: Boolean(argv.guestAgent),
         templates: await loadTemplates(),
         userOf: (ref) => imageUser(ref, flags.platform, flags.insecureRegistries),
       });

@@ -245,6 +245,12 @@ export const CONVERT_SETTINGS = {
     schema: z.string().min(1, '--ssh-key must name a public key file'),
   },
   ssh: { type: 'boolean', describe: "Install an SSH server, so that root's keys can be given at deploy time (implied by --ssh-key)", default: false, schema: z.boolean() },
+  'guest-agent': {
+    type: 'boolean',
+    describe: 'Install the QEMU guest agent, for KVM and Proxmox (it starts only where the VM has its virtio port)',
+    default: false,
+    schema: z.boolean(),
+  },
   'cloud-init': {
     type: 'boolean',
     describe: "Install cloud-init (OVF and VMware datasources) instead of c2v's guest agent: deploy-time settings then are cloud-init's OVF properties",

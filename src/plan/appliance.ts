@@ -23,6 +23,8 @@ export interface ImageProbe {
   hasCloudInit?: boolean;
   /** Whether the signed shim and GRUB --secure-boot takes are installed. */
   hasSignedBoot?: boolean;
+  /** Whether the QEMU guest agent is installed. */
+  hasGuestAgent?: boolean;
   /** What c2v's packages step recorded (/etc/c2v/packages); undefined when the image never went through it. */
   packages?: string[];
 }
@@ -41,6 +43,8 @@ export interface ApplianceRequest {
   cloudInit?: boolean;
   /** The signed boot chain of --secure-boot. */
   secureBoot?: boolean;
+  /** The QEMU guest agent (--guest-agent). */
+  guestAgent?: boolean;
   templates: Templates;
 }
 
@@ -63,9 +67,11 @@ export interface AppliancePlan {
   cloudInit: boolean;
   /** The signed shim and GRUB, for --secure-boot. */
   secureBoot: boolean;
+  /** The QEMU guest agent, for --guest-agent. */
+  guestAgent: boolean;
   /** The app command the service will run (written at conversion time, listed here to say what comes). */
   appArgv?: string[];
-  /** C2V_INIT, C2V_SSH, C2V_CLOUD_INIT, C2V_SECURE_BOOT and C2V_USER: the choices the stage takes, with the image's USER to restore after it. */
+  /** C2V_INIT, C2V_SSH, C2V_CLOUD_INIT, C2V_SECURE_BOOT, C2V_GUEST_AGENT and C2V_USER: the choices the stage takes, with the image's USER to restore after it. */
   buildArgs: Record<string, string>;
   /** The build context besides the Dockerfile, under PACKAGES_CONTEXT_DIR. */
   files: ContextFile[];
@@ -106,7 +112,8 @@ export function planAppliance(req: ApplianceRequest): AppliancePlan | undefined 
   const installSsh = wantsSsh && !req.probe.hasSshd;
   const installCloudInit = Boolean(req.cloudInit) && !req.probe.hasCloudInit;
   const installSecureBoot = Boolean(req.secureBoot) && !req.probe.hasSignedBoot;
-  if (!installKernel && !installInit && !installSsh && !installCloudInit && !installSecureBoot) return undefined;
+  const installGuestAgent = Boolean(req.guestAgent) && !req.probe.hasGuestAgent;
+  if (!installKernel && !installInit && !installSsh && !installCloudInit && !installSecureBoot && !installGuestAgent) return undefined;
 
   const family = distroFamily(req.probe.osRelease);
   const pretty = req.probe.osRelease.PRETTY_NAME ?? req.probe.osRelease.ID ?? 'an unknown distribution';
@@ -124,6 +131,7 @@ export function planAppliance(req: ApplianceRequest): AppliancePlan | undefined 
     C2V_SSH: wantsSsh ? '1' : '0',
     C2V_CLOUD_INIT: req.cloudInit ? '1' : '0',
     C2V_SECURE_BOOT: req.secureBoot ? '1' : '0',
+    C2V_GUEST_AGENT: req.guestAgent ? '1' : '0',
     C2V_USER: stageUser(req.command.user),
   };
   return {
@@ -137,6 +145,7 @@ export function planAppliance(req: ApplianceRequest): AppliancePlan | undefined 
     ssh: installSsh,
     cloudInit: installCloudInit,
     secureBoot: installSecureBoot,
+    guestAgent: installGuestAgent,
     appArgv,
     buildArgs,
     files: packagesContext(req.templates),
@@ -155,6 +164,7 @@ export function packagesStage(templates: Pick<Templates, 'packagesStage'>, args:
     ssh: args.C2V_SSH,
     cloudInit: args.C2V_CLOUD_INIT ?? '0',
     secureBoot: args.C2V_SECURE_BOOT ?? '0',
+    guestAgent: args.C2V_GUEST_AGENT ?? '0',
     user: args.C2V_USER,
   });
 }

@@ -257,6 +257,7 @@ function applianceFor(req: ConversionRequest): AppliancePlan | undefined {
       ssh: opts.ssh,
       cloudInit: opts.cloudInit,
       secureBoot: opts.secureBoot,
+      guestAgent: opts.guestAgent,
       templates: req.templates,
     }),
   );
@@ -325,6 +326,6 @@ function annotation(image: ImageInfo, opts: ConvertOptions): string {
 
 /** What the packages step adds, in words. */
 export function describeAppliance(plan: AppliancePlan): string {
-  const parts = [plan.installKernel && 'a kernel', plan.installInit && plan.init, plan.installNetwork && 'DHCP networking and VMware tools', plan.ssh && 'an SSH server', plan.cloudInit && 'cloud-init', plan.secureBoot && 'the signed shim and GRUB'];
+  const parts = [plan.installKernel && 'a kernel', plan.installInit && plan.init, plan.installNetwork && 'DHCP networking and VMware tools', plan.ssh && 'an SSH server', plan.cloudInit && 'cloud-init', plan.secureBoot && 'the signed shim and GRUB', plan.guestAgent && 'the QEMU guest agent'];
   return parts.filter(Boolean).join(', ') || 'packages';
 }

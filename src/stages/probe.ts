@@ -30,7 +30,7 @@ export async function probeImage(source: RootfsSource, osRelease: OsRelease): Pr
   // Existence checks are cheap for the engine; listing /boot makes it tar the kernel and initrd, so that is the
   // last resort, for kernels with no well-known name (RHEL's /boot/vmlinuz-<version> only).
   const has = async (paths: string[]): Promise<boolean> => (await Promise.all(paths.map((p) => source.exists(p)))).some(Boolean);
-  const [knownKernel, openrc, sysvInit, systemd, hasSshd, hasCloudInit, hasSignedBoot, record] = await Promise.all([
+  const [knownKernel, openrc, sysvInit, systemd, hasSshd, hasCloudInit, hasSignedBoot, hasGuestAgent, record] = await Promise.all([
     has(['/vmlinuz', '/boot/vmlinuz', '/boot/vmlinuz-virt', '/boot/vmlinuz-lts']),
     has(['/sbin/openrc', '/sbin/openrc-init', '/usr/sbin/openrc', '/usr/sbin/openrc-init']),
     has(['/sbin/init', '/usr/sbin/init']),
@@ -38,11 +38,12 @@ export async function probeImage(source: RootfsSource, osRelease: OsRelease): Pr
     has(['/usr/sbin/sshd', '/sbin/sshd']),
     has(['/usr/bin/cloud-init']),
     hasSignedChain(osRelease, has),
+    has(['/usr/sbin/qemu-ga', '/usr/bin/qemu-ga']),
     source.readFile(PACKAGES_RECORD),
   ]);
   const hasKernel = knownKernel || (await source.listDir('/boot')).some((n) => /^vmlinuz/.test(n));
   let init: ImageProbe['init'] = 'none';
   if (openrc) init = 'openrc';
   else if (sysvInit) init = systemd ? 'systemd' : 'other';
-  return { osRelease, hasKernel, init, hasSshd, hasCloudInit, hasSignedBoot, packages: record && parsePackagesRecord(record.toString('utf8')) };
+  return { osRelease, hasKernel, init, hasSshd, hasCloudInit, hasSignedBoot, hasGuestAgent, packages: record && parsePackagesRecord(record.toString('utf8')) };
 }

@@ -3,12 +3,12 @@
  * the grains are compressed by the same deflate pool as the VMDK's (adapters/deflate-pool.ts), since a qcow2
  * cluster is a VMDK grain (64 KiB).
  */
-import { open, rm } from 'node:fs/promises';
 import createDebug from 'debug';
 import { C2vError } from '../errors.js';
 import type { DataMap } from '../adapters/data-map.js';
 import type { DeflateEngine } from '../adapters/deflate-pool.js';
 import { StagedWriter, writeAll } from '../adapters/staged-writer.js';
+import { writeNewFile } from '../adapters/output-file.js';
 import { CLUSTER_BYTES, encodeHeader, Qcow2Builder, rawDeflate } from '../formats/qcow2.js';
 import { streamGrains } from './grain-stream.js';
 
@@ -56,8 +56,7 @@ export async function writeQcow2(rawPath: string, outPath: string, opts: Qcow2Wr
   if (!Number.isInteger(level) || level < 1 || level > 9) {
     throw new C2vError('input', `invalid qcow2 options: compressLevel must be an integer 1..9 (got ${level})`);
   }
-  const out = await open(outPath, 'w');
-  try {
+  return writeNewFile(outPath, async (out) => {
     // The header cluster is written last, once the table offsets are known.
     const writer = new StagedWriter(out, CLUSTER_BYTES);
     const read = await streamGrains(
@@ -77,15 +76,7 @@ export async function writeQcow2(rawPath: string, outPath: string, opts: Qcow2Wr
       throw new C2vError('internal', `qcow2 layout expected ${tail.fileBytes} bytes, wrote ${CLUSTER_BYTES + writer.bytes}`);
     }
     await writeAll(out, encodeHeader(tail.header), 0);
-    await out.close();
     debug('qcow2 %s: %d bytes, %d compressed clusters, %d refcount blocks', outPath, tail.fileBytes, image.clusters, tail.plan.blocks);
     return { bytes: tail.fileBytes, clusters: image.clusters, ...read };
-  } catch (e) {
-    await out.close().catch(() => undefined);
-    await rm(outPath, { force: true });
-    if ((e as NodeJS.ErrnoException).code === 'ENOSPC') {
-      throw new C2vError('space', `no space left on the device while writing ${outPath}`, { cause: e });
-    }
-    throw e;
-  }
+  });
 }

@@ -2,12 +2,11 @@
  * The "write VMDK" stage: a raw disk image in, a streamOptimized VMDK out (formats/vmdk.ts lays the file out,
  * adapters/deflate-pool.ts compresses its grains).
  */
-import { open, rm } from 'node:fs/promises';
 import createDebug from 'debug';
-import { C2vError } from '../errors.js';
 import type { DataMap } from '../adapters/data-map.js';
 import type { DeflateEngine } from '../adapters/deflate-pool.js';
 import { StagedWriter } from '../adapters/staged-writer.js';
+import { writeNewFile } from '../adapters/output-file.js';
 import { StreamOptimizedEncoder, type VmdkOptions } from '../formats/vmdk.js';
 import type { ManifestDigest } from '../formats/manifest.js';
 import { streamGrains } from './grain-stream.js';
@@ -68,23 +67,14 @@ export async function streamVmdk(rawPath: string, opts: VmdkWriteOptions, sink: 
  * the manifest never has to read the output again. A failed write leaves no partial file.
  */
 export async function writeVmdk(rawPath: string, outPath: string, opts: VmdkFileOptions): Promise<{ bytes: number; digest: string } & VmdkStreamResult> {
-  // Option errors (and an oversized raw file) surface before the output file exists.
+  // Option errors surface before the output file exists; an oversized raw file removes it again.
   new StreamOptimizedEncoder(opts);
   debug('vmdk %s <- %s (%d bytes)', outPath, rawPath, opts.capacityBytes);
-  const fh = await open(outPath, 'w');
-  try {
+  return writeNewFile(outPath, async (fh) => {
     const writer = new StagedWriter(fh, 0, { hash: opts.digest });
     const result = await streamVmdk(rawPath, opts, (chunk) => writer.write(chunk));
     const digest = (await writer.finish())!;
-    await fh.close();
     debug('vmdk %s: %d bytes, %s %s', outPath, writer.bytes, opts.digest, digest);
     return { bytes: writer.bytes, digest, ...result };
-  } catch (e) {
-    await fh.close().catch(() => undefined);
-    await rm(outPath, { force: true });
-    if ((e as NodeJS.ErrnoException).code === 'ENOSPC') {
-      throw new C2vError('space', `no space left on the device while writing ${outPath}`, { cause: e });
-    }
-    throw e;
-  }
+  });
 }

@@ -5,7 +5,8 @@
 # which c2v reads back from the built image. The app service, SSH keys and root password are written by c2v later.
 #
 # Environment (the stage's build args): C2V_INIT = auto | systemd | openrc; C2V_SSH = 0 | 1; C2V_CLOUD_INIT = 0 | 1;
-# C2V_SECURE_BOOT = 0 | 1 (the distribution's signed shim and GRUB, which c2v copies onto the ESP).
+# C2V_SECURE_BOOT = 0 | 1 (the distribution's signed shim and GRUB, which c2v copies onto the ESP);
+# C2V_GUEST_AGENT = 0 | 1 (the QEMU guest agent, for KVM and Proxmox).
 # For the host tests only: C2V_ROOT prefixes every path inspected or written, and C2V_DRY_RUN=1 prints what would
 # be installed, run and written instead of doing it.
 set -eu
@@ -20,6 +21,7 @@ WANT_INIT=${C2V_INIT:-auto}
 SSH=${C2V_SSH:-0}
 CLOUD=${C2V_CLOUD_INIT:-0}
 SECURE=${C2V_SECURE_BOOT:-0}
+QGA=${C2V_GUEST_AGENT:-0}
 # Where the stage copies this script and the files it installs.
 CTX=/tmp/c2v
 RECORD=/etc/c2v/packages
@@ -35,6 +37,7 @@ case $WANT_INIT in auto | systemd | openrc) ;; *) die "C2V_INIT must be auto, sy
 case $SSH in 0 | 1) ;; *) die "C2V_SSH must be 0 or 1, not '$SSH'" ;; esac
 case $CLOUD in 0 | 1) ;; *) die "C2V_CLOUD_INIT must be 0 or 1, not '$CLOUD'" ;; esac
 case $SECURE in 0 | 1) ;; *) die "C2V_SECURE_BOOT must be 0 or 1, not '$SECURE'" ;; esac
+case $QGA in 0 | 1) ;; *) die "C2V_GUEST_AGENT must be 0 or 1, not '$QGA'" ;; esac
 case $DRY in 0 | 1) ;; *) die "C2V_DRY_RUN must be 0 or 1, not '$DRY'" ;; esac
 # Package managers and systemctl would still act on /, whatever the prefix says.
 if [ -n "$ROOT" ] && [ "$DRY" != 1 ]; then die "C2V_ROOT is only for dry runs (C2V_DRY_RUN=1)"; fi
@@ -89,6 +92,9 @@ present_init() {
 
 # Where c2v's probe looks too: sshd somewhere else would be installed here and still not be found by c2v.
 has_sshd() { exists /usr/sbin/sshd || exists /sbin/sshd; }
+
+# Where c2v's probe looks for the QEMU guest agent too.
+has_qga() { exists /usr/sbin/qemu-ga || exists /usr/bin/qemu-ga; }
 
 # The signed chain where src/plan/secure-boot.ts takes it from (Ubuntu names its current shim .latest).
 has_signed_boot() {
@@ -159,6 +165,8 @@ LABEL="${FIRST:-${FAMILY:-unknown}}${VERSION_ID:+ $VERSION_ID}"
 # --- What each family installs (the package lists of the former dockerfiles/<family>.Dockerfile) ---------------
 
 PK_KERNEL='' PK_SYSTEMD='' PK_OPENRC='' PK_NET='' PK_VMTOOLS='' PK_SSH='' PK_GROW='' PK_CLOUD='' PK_SECURE='' NET='' DEFAULT_INIT=''
+# Every family calls the QEMU guest agent the same.
+PK_QGA=qemu-guest-agent
 case $FAMILY in
   debian)
     PK_KERNEL="linux-image-amd64 initramfs-tools"
@@ -226,7 +234,7 @@ else
 fi
 if [ "$INIT" = systemd ]; then PK_INIT=$PK_SYSTEMD; else PK_INIT=$PK_OPENRC; fi
 
-ADD_KERNEL=0 ADD_INIT=0 ADD_NET=0 ADD_VMTOOLS=0 ADD_SSH=0 ADD_GROW=0 ADD_CLOUD=0 ADD_SECURE=0
+ADD_KERNEL=0 ADD_INIT=0 ADD_NET=0 ADD_VMTOOLS=0 ADD_SSH=0 ADD_GROW=0 ADD_CLOUD=0 ADD_SECURE=0 ADD_QGA=0
 if has_kernel; then say "kernel: present"; else
   ADD_KERNEL=1
   say "kernel: missing"
@@ -248,13 +256,18 @@ if [ "$SECURE" = 0 ]; then say "secureboot: not asked for"; elif has_signed_boot
   say "secureboot: signed shim or GRUB missing"
   if [ -n "$FAMILY" ] && [ -z "$PK_SECURE" ]; then die "C2V_SECURE_BOOT=1: $PRETTY packages no Microsoft-signed shim c2v knows; c2v takes it from Debian and Ubuntu"; fi
 fi
-if [ -z "$FAMILY" ] && [ "$ADD_KERNEL$ADD_INIT$ADD_SSH$ADD_CLOUD$ADD_SECURE" != 00000 ]; then
+if [ "$QGA" = 0 ]; then say "guest-agent: not asked for"; elif has_qga; then say "guest-agent: qemu-ga present"; else
+  ADD_QGA=1
+  say "guest-agent: qemu-ga missing"
+fi
+if [ -z "$FAMILY" ] && [ "$ADD_KERNEL$ADD_INIT$ADD_SSH$ADD_CLOUD$ADD_SECURE$ADD_QGA" != 000000 ]; then
   lacks=''
   [ "$ADD_KERNEL" = 0 ] || lacks="a kernel"
   [ "$ADD_INIT" = 0 ] || lacks="${lacks:+$lacks, }an init"
   [ "$ADD_SSH" = 0 ] || lacks="${lacks:+$lacks, }sshd"
   [ "$ADD_CLOUD" = 0 ] || lacks="${lacks:+$lacks, }cloud-init"
   [ "$ADD_SECURE" = 0 ] || lacks="${lacks:+$lacks, }a signed shim and GRUB"
+  [ "$ADD_QGA" = 0 ] || lacks="${lacks:+$lacks, }the QEMU guest agent"
   die "cannot add $lacks to $PRETTY: c2v supports Debian, Ubuntu, Alpine and RHEL-likes; add them to the image yourself"
 fi
 # A kernel or an init to add means an app image is becoming a VM: it needs networking and VMware's tools too.
@@ -296,6 +309,7 @@ add() { # record word, packages
 [ "$ADD_SSH" = 0 ] || add ssh "$PK_SSH"
 [ "$ADD_CLOUD" = 0 ] || add cloud-init "$PK_CLOUD"
 [ "$ADD_SECURE" = 0 ] || add secureboot "$PK_SECURE"
+[ "$ADD_QGA" = 0 ] || add guest-agent "$PK_QGA"
 
 if [ -n "$WORDS" ]; then
   say "$LABEL: adding $SUMMARY"
@@ -489,6 +503,7 @@ if [ "$DRY" != 1 ]; then
   if [ "$ADD_SSH" = 1 ] && ! has_sshd; then say "warning: installed $PK_SSH, but found no sshd"; fi
   if [ "$ADD_CLOUD" = 1 ] && ! exists /usr/bin/cloud-init; then die "installed $PK_CLOUD, but there is no /usr/bin/cloud-init"; fi
   if [ "$ADD_SECURE" = 1 ] && ! has_signed_boot; then die "installed $PK_SECURE, but found no signed shim and GRUB in /usr/lib"; fi
+  if [ "$ADD_QGA" = 1 ] && ! has_qga; then say "warning: installed $PK_QGA, but found no qemu-ga"; fi
 fi
 
 # --- Setting up what was installed (no part of it depends on the image's config) ------------------------------
@@ -547,6 +562,12 @@ if [ "$ADD_SSH" = 1 ]; then
   else
     rc_add default sshd ssh || die "no sshd or ssh service to add to the default runlevel"
   fi
+fi
+
+# systemd starts qemu-guest-agent.service when udev sees the agent's virtio port (the package's own rule), so a VM
+# without the port runs no agent; OpenRC has no such trigger, so the service is added and waits for the port.
+if [ "$ADD_QGA" = 1 ] && [ "$INIT" = openrc ]; then
+  rc_add default qemu-guest-agent qemu-ga || say "guest-agent: no qemu-guest-agent service to enable"
 fi
 
 if [ "$CLOUD" = 1 ]; then

@@ -9,6 +9,7 @@ import { EXAMPLE_DIR, PROJECT_ROOT, requireDockerEngine } from '../helpers/env.j
 import { assertOvfValid } from '../helpers/ovf-schema.js';
 import { parseGpt } from '../helpers/gpt-reader.js';
 import { runC2v, strayContainers } from '../helpers/run-cli.js';
+import { askGuestAgent } from '../helpers/guest-agent-client.js';
 
 const sh = (cmd: string, args: string[], opts: { cwd?: string } = {}) => execFileSync(cmd, args, { encoding: 'utf8', cwd: opts.cwd, maxBuffer: 64 * 1024 * 1024 });
 
@@ -19,6 +20,7 @@ describe('c2v convert of the bundled example', () => {
   let vmdk: string;
   let raw: string;
   let qcow2: string;
+  let qcow2Agent: string;
   let timings: { stage: string; seconds: number }[] = [];
   // What `--plan` said before the conversion, and whether it wrote anything.
   let plan: { disk: { identity: { diskGuid: string; rootFsUuid: string }; layout: { diskBytes: number }; vmdk: { fileName: string } }; output: { path: string } };
@@ -48,6 +50,10 @@ describe('c2v convert of the bundled example', () => {
     qcow2 = path.join(dir, 'qcow2', 'example.qcow2');
     const q = await runC2v(['convert', path.join(EXAMPLE_DIR, 'Dockerfile'), '-o', qcow2, '--name', 'example', '--format', 'qcow2'], { cwd: PROJECT_ROOT });
     if (q.exitCode !== 0) throw new Error(`c2v convert --format qcow2 failed (${q.exitCode}): ${q.stderr}`);
+    // And as a Proxmox user would ask for it: with the QEMU guest agent, added by the packages step.
+    qcow2Agent = path.join(dir, 'qcow2', 'example-agent.qcow2');
+    const qa = await runC2v(['convert', path.join(EXAMPLE_DIR, 'Dockerfile'), '-o', qcow2Agent, '--name', 'example', '--format', 'qcow2', '--guest-agent'], { cwd: PROJECT_ROOT });
+    if (qa.exitCode !== 0) throw new Error(`c2v convert --format qcow2 --guest-agent failed (${qa.exitCode}): ${qa.stderr}`);
   }, 1_200_000);
 
   afterAll(() => {
@@ -162,11 +168,18 @@ describe('c2v convert of the bundled example', () => {
     expect(sh('qemu-img', ['check', qcow2])).toMatch(/No errors were found/);
   });
 
-  it('boots the qcow2 with OVMF (UEFI) from a virtio disk, as KVM and Proxmox run it, to multi-user with no failed unit', async () => {
-    // The removable-path GRUB, virtio disk and NIC (the initramfs carries the virtio drivers).
-    const boot = await bootUntil({ disk: qcow2, format: 'qcow2', firmware: 'efi', bus: 'virtio', nic: 'virtio', marker: /C2V-EXAMPLE-READY/, timeoutMs: 600_000 });
-    await boot.stop();
-    process.stderr.write(`EFI boot (qcow2, virtio): ${boot.seconds.toFixed(1)} s: ${boot.line}\n`);
+  it('boots the --guest-agent qcow2 with OVMF (UEFI) from a virtio disk, as Proxmox runs it: multi-user, no failed unit, and the agent answers', async () => {
+    // The removable-path GRUB, virtio disk and NIC (the initramfs carries the virtio drivers), and the agent's port.
+    const socket = path.join(dir, 'qga.sock');
+    const boot = await bootUntil({ disk: qcow2Agent, format: 'qcow2', firmware: 'efi', bus: 'virtio', nic: 'virtio', guestAgentSocket: socket, marker: /C2V-EXAMPLE-READY/, timeoutMs: 600_000 });
+    let hostName: unknown;
+    try {
+      hostName = await askGuestAgent(socket, 'guest-get-host-name', Date.now() + 120_000);
+    } finally {
+      await boot.stop();
+    }
+    process.stderr.write(`EFI boot (qcow2, virtio, guest agent): ${boot.seconds.toFixed(1)} s: ${boot.line}\n`);
+    expect(hostName).toEqual({ 'host-name': 'example' });
     expect(boot.line).toMatch(/failed=0\b/);
   }, 660_000);
 

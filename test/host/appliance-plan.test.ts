@@ -92,7 +92,7 @@ describe('appliance planning', () => {
   it('builds the packages step for a Debian app image: one stage and one script, whatever its config', () => {
     const plan = planAppliance({ templates, source: 'myapp:1.4', command: cmd, probe: appImage, init: 'auto', appService: true })!;
     expect(plan).toMatchObject({ family: 'debian', init: 'systemd', installKernel: true, installInit: true, installNetwork: true, ssh: false });
-    expect(plan.buildArgs).toEqual({ C2V_INIT: 'auto', C2V_SSH: '0', C2V_CLOUD_INIT: '0', C2V_SECURE_BOOT: '0', C2V_USER: 'app:staff' });
+    expect(plan.buildArgs).toEqual({ C2V_INIT: 'auto', C2V_SSH: '0', C2V_CLOUD_INIT: '0', C2V_SECURE_BOOT: '0', C2V_GUEST_AGENT: '0', C2V_USER: 'app:staff' });
     expect(plan.files.map((f) => f.path).sort()).toEqual(['c2v-packages.sh', 'interfaces']);
     expect(plan.dockerfile).toMatch(/^FROM \$\{C2V_BASE\}$/m);
     expect(plan.dockerfile).toMatch(/^ARG C2V_USER=app:staff$/m);
@@ -115,6 +115,13 @@ describe('appliance planning', () => {
     expect(plan!.buildArgs.C2V_SECURE_BOOT).toBe('1');
     expect(plan!.dockerfile).toMatch(/^ARG C2V_SECURE_BOOT=1$/m);
     expect(planAppliance({ templates, source: 'vm', command: cmd, probe: { ...vm, hasSignedBoot: true }, init: 'auto', appService: true, secureBoot: true })).toBeUndefined();
+  });
+
+  it('builds for --guest-agent only when the image lacks qemu-ga', () => {
+    const vm: ImageProbe = { osRelease: bookworm, hasKernel: true, init: 'systemd', hasSshd: true };
+    const plan = planAppliance({ templates, source: 'vm', command: cmd, probe: vm, init: 'auto', appService: true, guestAgent: true });
+    expect(plan).toMatchObject({ guestAgent: true, installKernel: false, buildArgs: { C2V_GUEST_AGENT: '1' } });
+    expect(planAppliance({ templates, source: 'vm', command: cmd, probe: { ...vm, hasGuestAgent: true }, init: 'auto', appService: true, guestAgent: true })).toBeUndefined();
   });
 
   it('refuses a USER that could add lines to the stage', () => {

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, open, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -22,6 +22,7 @@ import {
   type Qcow2Tail,
 } from '../../src/formats/qcow2.js';
 import { writeQcow2 } from '../../src/stages/qcow2.js';
+import { makeSparseFile } from '../helpers/sparse-file.js';
 
 const execFileAsync = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -139,16 +140,7 @@ describe('qcow2 layout (pure)', () => {
   });
 });
 
-async function sparse(path: string, size: number, islands: readonly (readonly [number, Buffer])[]): Promise<void> {
-  await writeFile(path, '');
-  await truncate(path, size);
-  const fh = await open(path, 'r+');
-  try {
-    for (const [at, data] of islands) await fh.write(data, 0, data.length, at);
-  } finally {
-    await fh.close();
-  }
-}
+const sparse = makeSparseFile;
 
 /** qemu-img's verdicts: check (errors and leaks), compare with the raw disk, info. */
 async function judge(raw: string, out: string, virtualSize: number): Promise<{ check: Record<string, unknown> }> {

@@ -11,6 +11,7 @@ import { isZero } from '../../src/formats/zero.js';
 import { writeVmdk } from '../../src/stages/vmdk.js';
 import { encodeVmdk, type Grain } from '../helpers/vmdk-encoder.js';
 import { firstDifferentGrain, parseDescriptor, parseHeader, parseVmdk, reconstruct } from '../helpers/vmdk-reader.js';
+import { makeSparseFile } from '../helpers/sparse-file.js';
 
 const execFileAsync = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -231,14 +232,7 @@ describe('raw disk to VMDK on disk', () => {
 
   async function sparseRaw(name: string, size: number, writes: [number, Buffer][]): Promise<string> {
     const p = join(dir, name);
-    await writeFile(p, '');
-    await truncate(p, size);
-    const fh = await open(p, 'r+');
-    try {
-      for (const [at, data] of writes) await fh.write(data, 0, data.length, at);
-    } finally {
-      await fh.close();
-    }
+    await makeSparseFile(p, size, writes);
     return p;
   }
 

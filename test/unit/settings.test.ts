@@ -50,6 +50,7 @@ describe('the settings table', () => {
       format: 'ova',
       boot: 'hybrid',
       secureBoot: false,
+      guestAgent: false,
       cpus: 1,
       memory: 1024,
       diskSize: 'auto',
