@@ -71,9 +71,12 @@ function describeResult(r: VerifyResult): string {
     r.disk ? `on the disk grown by ${formatSize(r.disk.grownBy)} to ${formatSize(r.disk.bytes)}` : '',
     r.secureBoot ? 'with Secure Boot enforced (Microsoft keys) and reported on by the kernel' : '',
   ].filter(Boolean);
+  const { manifest, files, signedBy } = r.integrity;
+  const integrity = manifest ? `; ${files} files match the ${manifest.toUpperCase()} manifest${signedBy ? `, signed by ${signedBy}` : ''}` : '';
   return (
     `✔ ${r.firmware.toUpperCase()} boot (${r.bus} disk, ${r.nic} NIC, ${r.accel.toUpperCase()})${extras.length ? ` ${extras.join(', ')}` : ''}: default target in ${r.bootSeconds.toFixed(1)} s` +
-    (r.httpBody !== undefined ? `; HTTP answered after ${r.httpSeconds?.toFixed(1)} s more: ${r.httpBody.trim().slice(0, 80)}` : '')
+    (r.httpBody !== undefined ? `; HTTP answered after ${r.httpSeconds?.toFixed(1)} s more: ${r.httpBody.trim().slice(0, 80)}` : '') +
+    integrity
   );
 }
 

@@ -11,6 +11,7 @@ import { makeIso } from '../adapters/iso.js';
 import { growCopy } from '../adapters/qemu-img.js';
 import { bootUntil, DEFAULT_MAC, type Accel, type BootRequest, type DiskBus, type Firmware, type NicModel } from '../adapters/qemu.js';
 import { readOvfHardware, type OvfHardware } from '../plan/ovf-read.js';
+import { checkPackage, type PackageIntegrity } from './package-check.js';
 
 export interface VerifyRequest {
   ova: string;
@@ -50,6 +51,8 @@ export interface VerifyResult {
   disk?: { grownBy: number; bytes: number };
   /** The OVF turns Secure Boot on: the boot ran on firmware enforcing it, and the kernel reported it on. */
   secureBoot?: boolean;
+  /** What the OVA's .mf and .cert proved before the boot. */
+  integrity: PackageIntegrity;
   /** What the guest printed on its serial console until it reached its target (onLine sees the rest too). */
   serial: string;
 }
@@ -71,22 +74,30 @@ export function devicesFor(hw: OvfHardware, firmware: Firmware): { bus: DiskBus;
 }
 
 /**
- * Unpacks the descriptor and the disk. `check` sees the descriptor as soon as it is read (it comes first in an
- * OVA), so that a mistake it finds stops the run before gigabytes of disk are copied.
+ * Unpacks the descriptor and the disk; other members (the .mf, the .cert) are kept in memory. `check` sees the
+ * descriptor as soon as it is read (it comes first in an OVA), so that a mistake it finds stops the run before
+ * gigabytes of disk are copied.
  */
-async function extractOva(ova: string, dir: string, check: (ovf: string) => void): Promise<{ ovf: string; disk: string }> {
+async function extractOva(ova: string, dir: string, check: (ovf: string) => void): Promise<{ ovf: string; disk: string; members: Map<string, Buffer | string> }> {
   let ovf: string | undefined;
   const disks = new Map<string, string>();
+  // name -> its bytes, or the path it was unpacked to
+  const members = new Map<string, Buffer | string>();
   try {
     for await (const entry of readTar(createReadStream(ova), { source: 'the archive', endMarkerOptional: true })) {
       const name = path.basename(textOf(entry.header.name));
-      if (name.endsWith('.ovf')) {
-        ovf = (await readBody(entry)).toString('utf8');
-        check(ovf);
-      } else if (name.endsWith('.vmdk')) {
+      if (name.endsWith('.vmdk')) {
         const to = path.join(dir, name);
         await pipeline(entry.body, createWriteStream(to));
         disks.set(name, to);
+        members.set(name, to);
+        continue;
+      }
+      const data = await readBody(entry);
+      members.set(name, data);
+      if (name.endsWith('.ovf')) {
+        ovf = data.toString('utf8');
+        check(ovf);
       }
     }
   } catch (e) {
@@ -97,7 +108,7 @@ async function extractOva(ova: string, dir: string, check: (ovf: string) => void
   const hw = readOvfHardware(ovf);
   const disk = (hw.diskFile && disks.get(hw.diskFile)) ?? [...disks.values()][0];
   if (!disk) throw new C2vError('input', `${ova} has no .vmdk disk`);
-  return { ovf, disk };
+  return { ovf, disk, members };
 }
 
 export async function freePort(): Promise<number> {
@@ -164,9 +175,11 @@ export async function verifyOva(req: VerifyRequest): Promise<VerifyResult[]> {
   let env: EnvironmentSource | undefined = req.ovfEnvFile !== undefined ? await readEnvironmentFile(req.ovfEnvFile) : undefined;
   const dir = await mkdtemp(path.join(os.tmpdir(), 'c2v-verify-'));
   try {
-    const { ovf, disk } = await extractOva(req.ova, dir, (descriptor) => {
+    const { ovf, disk, members } = await extractOva(req.ova, dir, (descriptor) => {
       if (req.properties) env = { kind: 'built', properties: environmentFor(readOvfHardware(descriptor).properties, req.properties) };
     });
+    // A package that does not match its manifest or signature is not booted: what would boot is not what was signed.
+    const integrity = await checkPackage(req.ova, members);
     const hw = readOvfHardware(ovf);
     const cdrom = env ? await environmentIso(env, hw.network ?? 'VM Network', dir) : undefined;
     const ovfEnvironment: VerifyEnvironment | undefined = env && (env.kind === 'file' ? { properties: env.properties, file: env.file } : { properties: env.properties.length });
@@ -206,7 +219,7 @@ export async function verifyOva(req: VerifyRequest): Promise<VerifyResult[]> {
         if (secureBoot && !SECURE_BOOT_ON.test(vm.serial)) {
           throw new C2vError('input', 'EFI boot with Secure Boot enforced reached its target, but the kernel did not report Secure Boot enabled');
         }
-        const result: VerifyResult = { firmware, bus, nic, accel: vm.accel, bootSeconds: vm.seconds, serial: vm.serial };
+        const result: VerifyResult = { firmware, bus, nic, accel: vm.accel, bootSeconds: vm.seconds, serial: vm.serial, integrity };
         if (secureBoot) result.secureBoot = true;
         if (ovfEnvironment) result.ovfEnvironment = ovfEnvironment;
         if (grown) result.disk = grown;

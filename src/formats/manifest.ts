@@ -53,3 +53,19 @@ export function formatManifest(entries: readonly ManifestEntry[], digest: Manife
   if (problems.length > 0) throw new RangeError(`invalid manifest: ${problems.join('; ')}`);
   return entries.map(({ name, hex }) => `${label}(${name})= ${hex.toLowerCase()}\n`).join('');
 }
+
+/** The entries of a manifest in vSphere's form; undefined when a line is not one (or algorithms are mixed). */
+export function parseManifest(text: string): { digest: ManifestDigest; entries: ManifestEntry[] } | undefined {
+  const entries: ManifestEntry[] = [];
+  let digest: ManifestDigest | undefined;
+  for (const line of text.split(/\r?\n/)) {
+    if (line.trim() === '') continue;
+    const m = /^(SHA1|SHA256|SHA512)\((.+)\)= ?([0-9a-fA-F]+)$/.exec(line);
+    if (!m) return undefined;
+    const d = MANIFEST_DIGESTS.find((x) => ALGORITHMS[x].label === m[1])!;
+    if ((digest && d !== digest) || m[3].length !== ALGORITHMS[d].hexLength) return undefined;
+    digest = d;
+    entries.push({ name: m[2], hex: m[3].toLowerCase() });
+  }
+  return digest && { digest, entries };
+}

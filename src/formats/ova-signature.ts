@@ -76,7 +76,12 @@ export function checkSignature(certText: string, mfName: string, manifest: Buffe
   if (!cert) return { valid: false, problem: 'the .cert does not start with a signature line' };
   if (cert.mfName !== mfName) return { valid: false, problem: `the .cert signs ${cert.mfName}, not ${mfName}` };
   if (cert.certificates.length === 0) return { valid: false, problem: 'the .cert holds no certificate' };
-  const signer = new X509Certificate(cert.certificates[0]);
+  let signer: X509Certificate;
+  try {
+    signer = new X509Certificate(cert.certificates[0]);
+  } catch {
+    return { valid: false, problem: 'its first certificate cannot be read' };
+  }
   const valid = verify(cert.digest, manifest, signer.publicKey, cert.signature);
   return { valid, subject: signer.subject.replace(/\n/g, ', '), problem: valid ? undefined : 'the signature does not match the manifest' };
 }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { digestHexLength, formatManifest, MANIFEST_DIGESTS, zeroDigest, type ManifestDigest } from '../../src/formats/manifest.js';
+import { digestHexLength, formatManifest, MANIFEST_DIGESTS, parseManifest, zeroDigest, type ManifestDigest } from '../../src/formats/manifest.js';
 
 const hash = (algorithm: ManifestDigest, s: string) => createHash(algorithm).update(s).digest('hex');
 const sha = (s: string) => hash('sha256', s);
@@ -82,5 +82,20 @@ describe('formatManifest', () => {
         'sha256',
       ),
     ).toThrow(/listed twice.*not a SHA256/);
+  });
+});
+
+describe('parseManifest', () => {
+  it('reads back what formatManifest writes, for each algorithm, and nothing else', () => {
+    for (const digest of MANIFEST_DIGESTS) {
+      const entries = [
+        { name: 'app.ovf', hex: 'a'.repeat(digestHexLength(digest)) },
+        { name: 'app-disk1.vmdk', hex: 'b'.repeat(digestHexLength(digest)) },
+      ];
+      expect(parseManifest(formatManifest(entries, digest))).toEqual({ digest, entries });
+    }
+    expect(parseManifest(`SHA1(a)= ${'a'.repeat(40)}\nSHA256(b)= ${'b'.repeat(64)}\n`)).toBeUndefined();
+    expect(parseManifest(`SHA256 (a) = ${'a'.repeat(64)}\n`)).toBeUndefined();
+    expect(parseManifest(`SHA256(a)= ${'a'.repeat(63)}\n`)).toBeUndefined();
   });
 });
