@@ -37,6 +37,7 @@ import { makeEsp } from './stages/esp.js';
 import { makeRootFilesystem, measureRootFilesystem, RootfsTooSmall, type RootFilesystemRequest } from './stages/root-filesystem.js';
 import { zerofreeRoot } from './stages/zerofree.js';
 import { writeOutput } from './stages/outputs.js';
+import { buildNetbootFolder } from './stages/netboot.js';
 import { readEula, readSigner, readSshKey } from './stages/flag-files.js';
 import type { OvaSigner } from './formats/ova-signature.js';
 
@@ -45,6 +46,7 @@ export interface ConvertResult {
   format: ConvertOptions['format'];
   name: string;
   image: { ref: string; id: string };
+  /** The disk's capacity; for --format netboot, the root image's bytes. */
   diskBytes: number;
   artifactBytes: number;
   kernel: string;
@@ -52,7 +54,8 @@ export interface ConvertResult {
 }
 
 function defaultOutput(name: string, format: ConvertOptions['format']): string {
-  return format === 'ovf' ? name : `${name}.${format}`;
+  if (format === 'ovf') return name;
+  return format === 'netboot' ? `${name}-netboot` : `${name}.${format}`;
 }
 
 /** What c2v would do, computed and printed by `--plan`: the image is found (or built) and looked into, nothing is written. */
@@ -101,13 +104,16 @@ export async function convert(opts: ConvertOptions, backendsFor: BackendChoice, 
     }
     const disk = plan.disk;
     if (!disk) throw new C2vError('internal', 'the plan has no disk after the appliance step');
+    const result = { output: plan.output.path, format: opts.format, name: plan.name, image: { ref: run.image.ref, id: run.image.id } };
+    if (plan.output.netboot) {
+      const source = await run.rootfs.of(disk.image.id);
+      const nb = await buildNetbootFolder({ source, disk, netboot: plan.output.netboot, templates: run.templates, ws, stages, output: plan.output.path });
+      return { ...result, diskBytes: nb.rootBytes, artifactBytes: nb.bytes, kernel: nb.kernel, timings: stages.timings };
+    }
     const built = await buildDisk(disk, run, ws, stages);
     const artifactBytes = await writeOutput({ output: plan.output, disk: built.disk, diskPath: built.diskPath, ws, stages, signer: run.signer });
     return {
-      output: plan.output.path,
-      format: opts.format,
-      name: plan.name,
-      image: { ref: run.image.ref, id: run.image.id },
+      ...result,
       diskBytes: built.disk.layout.diskBytes,
       artifactBytes,
       kernel: built.kernel,
@@ -141,7 +147,7 @@ async function begin(opts: ConvertOptions, backendsFor: BackendChoice, stages: S
   const name = opts.name ?? defaultName(input);
   const output = path.resolve(opts.output ?? defaultOutput(name, opts.format));
   const outputIsDir = await stat(output).then((s) => s.isDirectory(), () => false);
-  if (outputIsDir && opts.format !== 'ovf') {
+  if (outputIsDir && opts.format !== 'ovf' && opts.format !== 'netboot') {
     throw new C2vError('usage', `--output ${output} is a directory: give a file name, like ${path.join(output, defaultOutput(name, opts.format))}`);
   }
   const sshAuthorizedKeys = await readSshKey(opts.sshKey);
@@ -190,13 +196,13 @@ async function begin(opts: ConvertOptions, backendsFor: BackendChoice, stages: S
         // The image is looked into (os-release, kernel, init) without starting it.
         const source = await rootfs.of(image.id);
         const osRelease = await readOsRelease(source);
-        const probe = await probeImage(source, osRelease);
+        const probe = await probeImage(source, osRelease, { netboot: opts.format === 'netboot' });
         request = { name, output, options: opts, image, osRelease, probe, sshAuthorizedKeys, eula, sourceDateEpoch: process.env.SOURCE_DATE_EPOCH, templates };
       }
       if (vmImage && vmProbe?.id !== vmImage.id) {
         // The guest files are written for what the packages step left: its init, its record.
         const source = await rootfs.of(vmImage.id);
-        vmProbe = { id: vmImage.id, probe: await probeImage(source, await readOsRelease(source)) };
+        vmProbe = { id: vmImage.id, probe: await probeImage(source, await readOsRelease(source), { netboot: opts.format === 'netboot' }) };
       }
       return planConversion({ ...request, vmImage, vmProbe: vmImage && vmProbe?.probe });
     },
@@ -218,8 +224,8 @@ async function acquire(
   if (!opts.plan) {
     // Host tools and the workspace's place are checked before a possibly long build, not after it.
     await Promise.all([
-      requireTarCapableMke2fs(),
-      requireTools(['grub-mkimage', 'mkfs.vfat', ...(opts.boot === 'bios' ? [] : ['mmd', 'mcopy'])]),
+      opts.format === 'netboot' ? requireTools(['tar2sqfs', 'rdsquashfs']) : requireTarCapableMke2fs(),
+      opts.format === 'netboot' ? undefined : requireTools(['grub-mkimage', 'mkfs.vfat', ...(opts.boot === 'bios' ? [] : ['mmd', 'mcopy'])]),
       Workspace.preflight(workParent, path.dirname(output)),
       backends.janitor?.sweep().catch(() => 0),
     ]);

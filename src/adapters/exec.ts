@@ -21,6 +21,9 @@ export const TOOL_PACKAGES: Record<string, string> = {
   genisoimage: 'genisoimage',
   xorriso: 'xorriso',
   zstd: 'zstd',
+  tar2sqfs: 'squashfs-tools-ng',
+  rdsquashfs: 'squashfs-tools-ng',
+  xz: 'xz-utils',
 };
 
 function tail(text: string, lines = 8): string {

@@ -82,7 +82,13 @@ const NIC_DEVICES: Record<NicModel, string> = { vmxnet3: 'vmxnet3', e1000e: 'e10
 export const DEFAULT_MAC = '52:54:00:12:34:56';
 
 export interface BootRequest {
+  /** The disk to boot; empty for a network boot. */
   disk: string;
+  /**
+   * A network boot instead of the disk: QEMU's user network serves `dir` over TFTP and hands out `bootFile` by
+   * DHCP; the NIC's iPXE ROM (Debian's ipxe-qemu) boots first.
+   */
+  netboot?: { tftpDir: string; bootFile: string };
   format?: 'vmdk' | 'raw' | 'qcow2';
   /**
    * Default true: the guest's writes go to a throw-away overlay. False lets a test boot the same disk twice and
@@ -158,6 +164,29 @@ export function qemuArgs(req: BootRequest, varsPath: string | undefined, accel: 
     if (req.secureBoot) args.push('-global', 'driver=cfi.pflash01,property=secure,value=on');
     args.push('-drive', `if=pflash,format=raw,readonly=on,file=${firmwareFiles(req).code}`, '-drive', `if=pflash,format=raw,file=${varsPath}`);
   }
+  if (!req.netboot) diskArgs(req, args);
+  if (req.cdrom) {
+    // On q35's own AHCI controller whatever the disk's bus: port 0 is the AHCI disk's, so the CD takes port 1.
+    args.push('-drive', `file=${optValue(req.cdrom)},format=raw,media=cdrom,if=none,id=cd0,readonly=on`, '-device', 'ide-cd,drive=cd0,bus=ide.1');
+  }
+  if (req.guestAgentSocket) {
+    args.push(
+      '-device',
+      'virtio-serial-pci,id=vser0',
+      '-chardev',
+      `socket,id=qga0,path=${optValue(req.guestAgentSocket)},server=on,wait=off`,
+      '-device',
+      'virtserialport,bus=vser0.0,chardev=qga0,name=org.qemu.guest_agent.0',
+    );
+  }
+  const fwd = (req.forwards ?? []).map((f) => `,hostfwd=tcp:127.0.0.1:${f.host}-${f.guestAddress ?? ''}:${f.guest}`).join('');
+  const tftp = req.netboot ? `,tftp=${optValue(req.netboot.tftpDir)},bootfile=${optValue(req.netboot.bootFile)}` : '';
+  const nicBoot = req.netboot ? ',bootindex=0' : '';
+  args.push('-netdev', `user,id=net0${fwd}${tftp}`, '-device', `${NIC_DEVICES[req.nic ?? 'vmxnet3']},netdev=net0,mac=${req.mac ?? DEFAULT_MAC}${nicBoot}`);
+  return args;
+}
+
+function diskArgs(req: BootRequest, args: string[]): void {
   // snapshot=on: a boot test never changes the artefact it checks.
   args.push('-drive', `file=${optValue(req.disk)},format=${req.format ?? 'vmdk'},if=none,id=disk0${req.snapshot === false ? '' : ',snapshot=on'}`);
   switch (req.bus) {
@@ -174,23 +203,6 @@ export function qemuArgs(req: BootRequest, varsPath: string | undefined, accel: 
       args.push('-device', 'virtio-blk-pci,drive=disk0,bootindex=0');
       break;
   }
-  if (req.cdrom) {
-    // On q35's own AHCI controller whatever the disk's bus: port 0 is the AHCI disk's, so the CD takes port 1.
-    args.push('-drive', `file=${optValue(req.cdrom)},format=raw,media=cdrom,if=none,id=cd0,readonly=on`, '-device', 'ide-cd,drive=cd0,bus=ide.1');
-  }
-  if (req.guestAgentSocket) {
-    args.push(
-      '-device',
-      'virtio-serial-pci,id=vser0',
-      '-chardev',
-      `socket,id=qga0,path=${optValue(req.guestAgentSocket)},server=on,wait=off`,
-      '-device',
-      'virtserialport,bus=vser0.0,chardev=qga0,name=org.qemu.guest_agent.0',
-    );
-  }
-  const fwd = (req.forwards ?? []).map((f) => `,hostfwd=tcp:127.0.0.1:${f.host}-${f.guestAddress ?? ''}:${f.guest}`).join('');
-  args.push('-netdev', `user,id=net0${fwd}`, '-device', `${NIC_DEVICES[req.nic ?? 'vmxnet3']},netdev=net0,mac=${req.mac ?? DEFAULT_MAC}`);
-  return args;
 }
 
 /**

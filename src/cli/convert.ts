@@ -29,7 +29,8 @@ export function convertCommand(y: Argv<GlobalFlags>) {
         JsonReporter.emit({ event: 'result', ...result });
         return;
       }
-      process.stderr.write(`Wrote ${result.output} (${formatSize(result.artifactBytes)}; disk ${formatSize(result.diskBytes)}; kernel ${result.kernel})\n`);
+      const disk = result.format === 'netboot' ? `root image ${formatSize(result.diskBytes)}` : `disk ${formatSize(result.diskBytes)}`;
+      process.stderr.write(`Wrote ${result.output} (${formatSize(result.artifactBytes)}; ${disk}; kernel ${result.kernel})\n`);
       if (argv.timings) {
         const total = result.timings.reduce((s, t) => s + t.seconds, 0);
         process.stderr.write('Stage timings:\n');

@@ -22,6 +22,7 @@ export function prepareCommand(y: Argv<GlobalFlags>) {
         .option('cloud-init', { type: 'boolean', default: false, describe: 'Also install cloud-init (for convert --cloud-init)' })
         .option('secure-boot', { type: 'boolean', default: false, describe: "Also install the distribution's signed shim and GRUB (for convert --secure-boot)" })
         .option('guest-agent', { type: 'boolean', default: false, describe: 'Also install the QEMU guest agent (for convert --guest-agent)' })
+        .option('netboot', { type: 'boolean', default: false, describe: 'Also install busybox, which the network boot step runs in the initramfs (for convert --format netboot)' })
         .strict(),
     async (argv) => {
       const flags = parseImageFlags(argv);
@@ -34,6 +35,7 @@ export function prepareCommand(y: Argv<GlobalFlags>) {
         cloudInit: Boolean(argv.cloudInit),
         secureBoot: Boolean(argv.secureBoot),
         guestAgent: Boolean(argv.guestAgent),
+        netboot: Boolean(argv.netboot),
         templates: await loadTemplates(),
         userOf: (ref) => imageUser(ref, flags.platform, flags.insecureRegistries),
       });

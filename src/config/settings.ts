@@ -39,7 +39,7 @@ export function camelCase<S extends string>(flag: S): CamelCase<S> {
   return flag.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase()) as CamelCase<S>;
 }
 
-export const FORMATS = ['ova', 'ovf', 'vmdk', 'raw', 'qcow2'] as const;
+export const FORMATS = ['ova', 'ovf', 'vmdk', 'raw', 'qcow2', 'netboot'] as const;
 export const BOOT_MODES = ['hybrid', 'bios', 'efi'] as const;
 export const SCSI_CONTROLLERS = ['pvscsi', 'lsilogic', 'lsilogicsas'] as const;
 export const NICS = ['vmxnet3', 'e1000e'] as const;
@@ -121,7 +121,7 @@ export const CONVERT_SETTINGS = {
   output: {
     alias: 'o',
     type: 'string',
-    describe: 'Output path (default: <name>.ova, or <name>/ for --format ovf)',
+    describe: 'Output path (default: <name>.ova, or the folder <name>/ for --format ovf, <name>-netboot/ for --format netboot)',
     schema: z.string().min(1),
   },
   format: { type: 'string', describe: 'What to write', choices: FORMATS, default: 'ova' },
@@ -203,6 +203,13 @@ export const CONVERT_SETTINGS = {
     type: 'string',
     describe: "The --sign key's certificate (PEM), followed by any intermediate CA certificates, so vSphere can show the publisher",
     schema: z.string().min(1, '--cert must name a certificate file'),
+  },
+  'root-url': {
+    type: 'string',
+    describe: "--format netboot: the http:// URL the initramfs fetches root.squashfs from (default: http://<the server that gave out boot.ipxe>/root.squashfs)",
+    schema: z
+      .string()
+      .regex(/^http:\/\/[^\s/$?#]+(\/[^\s$]*)?$/, '--root-url must be an http:// URL, like http://boot.lan/app/root.squashfs (the initramfs fetches it with busybox wget, which speaks plain HTTP; the digest on the kernel command line protects it)'),
   },
   'compress-level': {
     type: 'number',

@@ -25,6 +25,10 @@ export interface ImageProbe {
   hasSignedBoot?: boolean;
   /** Whether the QEMU guest agent is installed. */
   hasGuestAgent?: boolean;
+  /** Whether busybox is installed (the network boot step's tools in the initramfs). */
+  hasBusybox?: boolean;
+  /** Kernels whose modules lack what --format netboot mounts with (plan/netboot.ts netbootLacks); probed for it only. */
+  netbootLacks?: { version: string; lacks: string[] }[];
   /** What c2v's packages step recorded (/etc/c2v/packages); undefined when the image never went through it. */
   packages?: string[];
 }
@@ -45,6 +49,8 @@ export interface ApplianceRequest {
   secureBoot?: boolean;
   /** The QEMU guest agent (--guest-agent). */
   guestAgent?: boolean;
+  /** busybox for the network boot step (--format netboot). */
+  netboot?: boolean;
   templates: Templates;
 }
 
@@ -69,9 +75,11 @@ export interface AppliancePlan {
   secureBoot: boolean;
   /** The QEMU guest agent, for --guest-agent. */
   guestAgent: boolean;
+  /** busybox, for --format netboot. */
+  netboot: boolean;
   /** The app command the service will run (written at conversion time, listed here to say what comes). */
   appArgv?: string[];
-  /** C2V_INIT, C2V_SSH, C2V_CLOUD_INIT, C2V_SECURE_BOOT, C2V_GUEST_AGENT and C2V_USER: the choices the stage takes, with the image's USER to restore after it. */
+  /** C2V_INIT, C2V_SSH, C2V_CLOUD_INIT, C2V_SECURE_BOOT, C2V_GUEST_AGENT, C2V_NETBOOT and C2V_USER: the choices the stage takes, with the image's USER to restore after it. */
   buildArgs: Record<string, string>;
   /** The build context besides the Dockerfile, under PACKAGES_CONTEXT_DIR. */
   files: ContextFile[];
@@ -113,7 +121,8 @@ export function planAppliance(req: ApplianceRequest): AppliancePlan | undefined 
   const installCloudInit = Boolean(req.cloudInit) && !req.probe.hasCloudInit;
   const installSecureBoot = Boolean(req.secureBoot) && !req.probe.hasSignedBoot;
   const installGuestAgent = Boolean(req.guestAgent) && !req.probe.hasGuestAgent;
-  if (!installKernel && !installInit && !installSsh && !installCloudInit && !installSecureBoot && !installGuestAgent) return undefined;
+  const installNetboot = Boolean(req.netboot) && !req.probe.hasBusybox;
+  if (!installKernel && !installInit && !installSsh && !installCloudInit && !installSecureBoot && !installGuestAgent && !installNetboot) return undefined;
 
   const family = distroFamily(req.probe.osRelease);
   const pretty = req.probe.osRelease.PRETTY_NAME ?? req.probe.osRelease.ID ?? 'an unknown distribution';
@@ -132,6 +141,7 @@ export function planAppliance(req: ApplianceRequest): AppliancePlan | undefined 
     C2V_CLOUD_INIT: req.cloudInit ? '1' : '0',
     C2V_SECURE_BOOT: req.secureBoot ? '1' : '0',
     C2V_GUEST_AGENT: req.guestAgent ? '1' : '0',
+    C2V_NETBOOT: req.netboot ? '1' : '0',
     C2V_USER: stageUser(req.command.user),
   };
   return {
@@ -146,6 +156,7 @@ export function planAppliance(req: ApplianceRequest): AppliancePlan | undefined 
     cloudInit: installCloudInit,
     secureBoot: installSecureBoot,
     guestAgent: installGuestAgent,
+    netboot: installNetboot,
     appArgv,
     buildArgs,
     files: packagesContext(req.templates),
@@ -165,6 +176,7 @@ export function packagesStage(templates: Pick<Templates, 'packagesStage'>, args:
     cloudInit: args.C2V_CLOUD_INIT ?? '0',
     secureBoot: args.C2V_SECURE_BOOT ?? '0',
     guestAgent: args.C2V_GUEST_AGENT ?? '0',
+    netboot: args.C2V_NETBOOT ?? '0',
     user: args.C2V_USER,
   });
 }

@@ -3,6 +3,7 @@
  * layout, the boot configuration, the VMDK and OVF settings and the output files. The pipeline applies it stage
  * by stage; `c2v convert --plan` prints it. Pure: the same request always gives the same plan.
  */
+import path from 'node:path';
 import { C2vError } from '../errors.js';
 import type { ConvertOptions } from '../config/schema.js';
 import { containerArgv, isAppCommand } from './app-service.js';
@@ -20,6 +21,8 @@ import { appProperties, PropertyError, type OvfProperty } from './properties.js'
 import type { ManifestDigest } from '../formats/manifest.js';
 import { SecureBootError, signedBootPlan, type SignedBootPlan } from './secure-boot.js';
 import { hardwareVersion } from './vsphere-hardware.js';
+import { netbootLackMessage, planNetboot, type NetbootPlan } from './netboot.js';
+import { distroFamily } from './os-release.js';
 import type { Templates } from './template.js';
 
 export interface ConversionRequest {
@@ -56,6 +59,8 @@ export interface OutputPlan {
   manifestDigest: ManifestDigest;
   /** The signature member (--sign), after the .mf. */
   certName?: string;
+  /** --format netboot: the folder's boot files, in place of a disk image. */
+  netboot?: NetbootPlan;
 }
 
 /** The disk and what describes it; known once the image that goes onto the disk is known. */
@@ -112,13 +117,15 @@ export function planConversion(req: ConversionRequest): ConversionPlan {
   checkFlagCombinations(opts);
   secureBootFor(req);
   checkProperties(req);
+  checkNetboot(req);
   const appliance = applianceFor(req);
   const vmImage = req.vmImage ?? (appliance ? undefined : image);
+  const disk = vmImage && planDisk(req, vmImage);
   return {
     name,
     image: { ref: image.ref, id: image.id, sizeBytes: image.sizeBytes, distribution: osRelease.PRETTY_NAME ?? osRelease.ID ?? 'unknown' },
     appliance,
-    disk: vmImage && planDisk(req, vmImage),
+    disk,
     output: {
       format: opts.format,
       path: req.output,
@@ -127,8 +134,24 @@ export function planConversion(req: ConversionRequest): ConversionPlan {
       diskName: `${name}-disk1.vmdk`,
       manifestDigest: manifestDigestFor(opts),
       certName: opts.sign ? `${name}.cert` : undefined,
+      // Known once the disk is: the guest files decide the kernel command line.
+      netboot: opts.format === 'netboot' && disk ? planNetboot({ folderName: path.basename(req.output), rootUrl: opts.rootUrl, extraCmdline: disk.boot.kernelCmdline }) : undefined,
     },
   };
+}
+
+/** The network boot step is written for initramfs-tools, and mounts squashfs under overlayfs: said before any build. */
+function checkNetboot(req: ConversionRequest): void {
+  if (req.options.format !== 'netboot') return;
+  const family = distroFamily(req.osRelease);
+  if (family !== 'debian' && family !== 'ubuntu') {
+    const pretty = req.osRelease.PRETTY_NAME ?? req.osRelease.ID ?? 'this distribution';
+    throw new C2vError('input', `--format netboot appends its boot step to an initramfs-tools initramfs (Debian, Ubuntu), and ${pretty} boots with another: use --format qcow2 or ova for it`);
+  }
+  for (const probe of [req.probe, req.vmProbe]) {
+    const lacking = probe?.netbootLacks;
+    if (lacking?.length) throw new C2vError('input', netbootLackMessage(lacking[0].version, lacking[0].lacks));
+  }
 }
 
 function planDisk(req: ConversionRequest, vmImage: ImageInfo): DiskPlan {
@@ -223,6 +246,12 @@ export function checkFlagCombinations(opts: ConvertOptions): void {
   if (opts.secureBoot && opts.boot === 'bios') {
     throw new C2vError('usage', '--secure-boot is an EFI feature, and --boot bios installs no EFI boot code: use --boot efi (or hybrid)');
   }
+  if (opts.rootUrl && opts.format !== 'netboot') {
+    throw new C2vError('usage', `--root-url says where a network boot fetches its root image from, and --format ${opts.format} has none: use --format netboot, or drop --root-url`);
+  }
+  if (opts.secureBoot && opts.format === 'netboot') {
+    throw new C2vError('usage', '--secure-boot signs the disk\'s boot chain, and --format netboot boots through iPXE, which c2v does not sign: drop --secure-boot, or use --format ova or qcow2');
+  }
   if (opts.secureBoot && opts.hwVersion < 13) {
     throw new C2vError('usage', `--secure-boot needs --hw-version 13 (ESXi 6.5) or later; vmx-${opts.hwVersion} has no Secure Boot`);
   }
@@ -258,6 +287,7 @@ function applianceFor(req: ConversionRequest): AppliancePlan | undefined {
       cloudInit: opts.cloudInit,
       secureBoot: opts.secureBoot,
       guestAgent: opts.guestAgent,
+      netboot: opts.format === 'netboot',
       templates: req.templates,
     }),
   );
@@ -326,6 +356,6 @@ function annotation(image: ImageInfo, opts: ConvertOptions): string {
 
 /** What the packages step adds, in words. */
 export function describeAppliance(plan: AppliancePlan): string {
-  const parts = [plan.installKernel && 'a kernel', plan.installInit && plan.init, plan.installNetwork && 'DHCP networking and VMware tools', plan.ssh && 'an SSH server', plan.cloudInit && 'cloud-init', plan.secureBoot && 'the signed shim and GRUB', plan.guestAgent && 'the QEMU guest agent'];
+  const parts = [plan.installKernel && 'a kernel', plan.installInit && plan.init, plan.installNetwork && 'DHCP networking and VMware tools', plan.ssh && 'an SSH server', plan.cloudInit && 'cloud-init', plan.secureBoot && 'the signed shim and GRUB', plan.guestAgent && 'the QEMU guest agent', plan.netboot && 'busybox for the network boot'];
   return parts.filter(Boolean).join(', ') || 'packages';
 }

@@ -35,6 +35,11 @@ export const TEMPLATE_FILES = {
   guestConf: { file: 'guest/guest.conf', shell: true },
   guestUnit: { file: 'guest/c2v-guest.service', shell: false },
   guestOpenrc: { file: 'guest/c2v-guest.openrc', shell: true },
+  netbootScript: { file: 'netboot/c2v-boot.sh', shell: true },
+  netbootFstab: { file: 'netboot/fstab', shell: false },
+  netbootIpxe: { file: 'netboot/boot.ipxe', shell: false },
+  netbootGrub: { file: 'netboot/grub.cfg', shell: false },
+  netbootReadme: { file: 'netboot/README.txt', shell: false },
 } as const satisfies Record<string, { file: string; shell: boolean }>;
 
 export type TemplateName = keyof typeof TEMPLATE_FILES;

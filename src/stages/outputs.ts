@@ -45,6 +45,8 @@ export async function writeOutput(req: OutputRequest): Promise<number> {
       return writeOva(req);
     case 'qcow2':
       return writeQcow2Output(req);
+    case 'netboot':
+      throw new C2vError('internal', 'a network boot folder is not made from a disk (stages/netboot.ts makes it)');
   }
 }
 

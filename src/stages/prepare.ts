@@ -25,6 +25,8 @@ export interface PrepareOptions {
   secureBoot?: boolean;
   /** Install the QEMU guest agent (for convert --guest-agent). */
   guestAgent?: boolean;
+  /** Install busybox for the network boot step (for convert --format netboot). */
+  netboot?: boolean;
   templates: Templates;
   /** The USER of an image outside the Dockerfile, when it can be found (the engine or its registry). */
   userOf: (ref: string) => Promise<string | undefined>;
@@ -49,7 +51,7 @@ export async function prepareContext(opts: PrepareOptions): Promise<PrepareResul
   let dockerfile: string;
   const stage = (from: string, u: string): string => {
     try {
-      return packagesStage(opts.templates, { C2V_INIT: opts.init, C2V_SSH: opts.ssh ? '1' : '0', C2V_CLOUD_INIT: opts.cloudInit ? '1' : '0', C2V_SECURE_BOOT: opts.secureBoot ? '1' : '0', C2V_GUEST_AGENT: opts.guestAgent ? '1' : '0', C2V_USER: stageUser(u) }, from);
+      return packagesStage(opts.templates, { C2V_INIT: opts.init, C2V_SSH: opts.ssh ? '1' : '0', C2V_CLOUD_INIT: opts.cloudInit ? '1' : '0', C2V_SECURE_BOOT: opts.secureBoot ? '1' : '0', C2V_GUEST_AGENT: opts.guestAgent ? '1' : '0', C2V_NETBOOT: opts.netboot ? '1' : '0', C2V_USER: stageUser(u) }, from);
     } catch (e) {
       if (e instanceof AppliancePlanError) throw new C2vError('input', e.message, { cause: e });
       throw e;

@@ -7,7 +7,8 @@ import { C2vError } from '../errors.js';
 import { run } from '../adapters/exec.js';
 import { requireTarCapableMke2fs } from '../adapters/tools.js';
 import type { RootfsSource } from '../adapters/engine.js';
-import { filterRootfs, type RootfsAddition, type RootfsFile, type RootfsInfo } from '../formats/rootfs-filter.js';
+import { filterRootfs, type RootfsAddition, type RootfsFile, type RootfsFixes, type RootfsInfo } from '../formats/rootfs-filter.js';
+import type { ResultPromise } from 'execa';
 import type { GuestEdit } from '../formats/guest-edits.js';
 import { chooseKernel, fstab, grubConfig, type KernelChoice } from '../plan/boot-config.js';
 import type { Templates } from '../plan/template.js';
@@ -81,24 +82,6 @@ export async function makeRootFilesystem(req: RootFilesystemRequest): Promise<Ro
   const epoch = req.mtimeClamp ?? buildEpoch(process.env.SOURCE_DATE_EPOCH, undefined);
 
   let kernel: KernelChoice | undefined;
-  const input = await req.source.export();
-  // The engine's stream failing (engine stopped, connection cut) is told apart from a bad tar and from mke2fs.
-  let sourceError: Error | undefined;
-  input.on('error', (e: Error) => {
-    // Not the echo of our own side failing (mke2fs gone, the filter refusing an entry), which tears the pipe down.
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ERR_STREAM_DESTROYED' || code === 'EPIPE' || e instanceof C2vError) return;
-    sourceError ??= e;
-  });
-  const { output, info } = filterRootfs(input, filterOptions(req, epoch, (k) => (kernel = k)));
-  if (req.onProgress) {
-    // Watching the export's chunks adds no stage to the stream (the filter already reads them in flowing mode),
-    // and backpressure from mke2fs pauses these events with the rest.
-    let tarBytes = 0;
-    const onProgress = req.onProgress;
-    input.on('data', (chunk: Buffer) => onProgress((tarBytes += chunk.length)));
-  }
-
   const args = [
     '-F',
     '-q',
@@ -124,26 +107,59 @@ export async function makeRootFilesystem(req: RootFilesystemRequest): Promise<Ro
     env.SOURCE_DATE_EPOCH = String(epoch);
     env.E2FSPROGS_FAKE_TIME = String(epoch);
   }
-  const child = run('mke2fs', args, { env, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe' });
+  const info = await streamRootfsInto(req, filterOptions(req, epoch, (k) => (kernel = k)), () => run('mke2fs', args, { env, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe' }), (e) => mapMke2fsError(e, req.sizeBytes));
+  debug('rootfs: %d entries, %d bytes, features %s', info.entries, info.bytes, features.join(','));
+  if (!kernel) throw noKernelError();
+  return { info, kernel, features };
+}
+
+export function noKernelError(): C2vError {
+  return new C2vError(
+    'input',
+    'the image has no kernel in /boot: add one to the image (Debian/Ubuntu: RUN apt-get install -y linux-image-amd64 systemd-sysv; Alpine: RUN apk add linux-virt openrc)',
+  );
+}
+
+/**
+ * Streams the image's file system through the filter into a tool reading a tar on stdin (mke2fs, tar2sqfs) and
+ * returns what went through. A failure names its first cause: a dead export stream or a refused entry makes the
+ * tool fail too (on a cut tar), and only the tool's own failures go through `mapToolError`.
+ */
+export async function streamRootfsInto(
+  req: { source: RootfsSource; onProgress?: (tarBytes: number) => void },
+  fixes: RootfsFixes,
+  start: () => ResultPromise,
+  mapToolError: (e: unknown) => unknown,
+): Promise<RootfsInfo> {
+  const input = await req.source.export();
+  // The engine's stream failing (engine stopped, connection cut) is told apart from a bad tar and from the tool.
+  let sourceError: Error | undefined;
+  input.on('error', (e: Error) => {
+    // Not the echo of our own side failing (the tool gone, the filter refusing an entry), which tears the pipe down.
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ERR_STREAM_DESTROYED' || code === 'EPIPE' || e instanceof C2vError) return;
+    sourceError ??= e;
+  });
+  const { output, info } = filterRootfs(input, fixes);
+  if (req.onProgress) {
+    // Watching the export's chunks adds no stage to the stream (the filter already reads them in flowing mode),
+    // and backpressure from the tool pauses these events with the rest.
+    let tarBytes = 0;
+    const onProgress = req.onProgress;
+    input.on('data', (chunk: Buffer) => onProgress((tarBytes += chunk.length)));
+  }
+  const child = start();
   const feed = pipeline(output, child.stdin!);
-  const [mk, fed, seen] = await Promise.allSettled([child, feed, info]);
-  if (mk.status === 'rejected' || fed.status === 'rejected' || seen.status === 'rejected') {
+  const [tool, fed, seen] = await Promise.allSettled([child, feed, info]);
+  if (tool.status === 'rejected' || fed.status === 'rejected' || seen.status === 'rejected') {
     input.destroy();
-    // The first cause wins: a dead export stream or a refused entry makes mke2fs fail too (on a cut tar).
     if (sourceError) throw exportFailed(sourceError);
     if (seen.status === 'rejected' && seen.reason instanceof C2vError) throw seen.reason;
-    if (mk.status === 'rejected') throw mapMke2fsError(mk.reason, req.sizeBytes);
+    if (tool.status === 'rejected') throw mapToolError(tool.reason);
     if (seen.status === 'rejected') throw exportFailed(seen.reason as Error);
     throw exportFailed((fed as PromiseRejectedResult).reason as Error);
   }
-  debug('rootfs: %d entries, %d bytes, features %s', seen.value.entries, seen.value.bytes, features.join(','));
-  if (!kernel) {
-    throw new C2vError(
-      'input',
-      'the image has no kernel in /boot: add one to the image (Debian/Ubuntu: RUN apt-get install -y linux-image-amd64 systemd-sysv; Alpine: RUN apk add linux-virt openrc)',
-    );
-  }
-  return { info: seen.value, kernel, features };
+  return seen.value;
 }
 
 /** The filter's fixes and added files, the same for the real run and a measuring one. */
@@ -188,7 +204,7 @@ export async function measureRootFilesystem(req: RootFilesystemRequest): Promise
   }
 }
 
-function exportFailed(e: Error): C2vError {
+export function exportFailed(e: Error): C2vError {
   const code = (e as NodeJS.ErrnoException).code;
   const why = code && !e.message.includes(code) ? `${e.message} (${code})` : e.message;
   return new C2vError('engine', `the container engine stopped sending the image's file system (${why}): check that the engine still runs (docker info) and retry`, { cause: e });

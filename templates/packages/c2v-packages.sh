@@ -6,7 +6,8 @@
 #
 # Environment (the stage's build args): C2V_INIT = auto | systemd | openrc; C2V_SSH = 0 | 1; C2V_CLOUD_INIT = 0 | 1;
 # C2V_SECURE_BOOT = 0 | 1 (the distribution's signed shim and GRUB, which c2v copies onto the ESP);
-# C2V_GUEST_AGENT = 0 | 1 (the QEMU guest agent, for KVM and Proxmox).
+# C2V_GUEST_AGENT = 0 | 1 (the QEMU guest agent, for KVM and Proxmox);
+# C2V_NETBOOT = 0 | 1 (busybox in the initramfs: c2v's network boot step fetches, checks and mounts the root with it).
 # For the host tests only: C2V_ROOT prefixes every path inspected or written, and C2V_DRY_RUN=1 prints what would
 # be installed, run and written instead of doing it.
 set -eu
@@ -22,6 +23,7 @@ SSH=${C2V_SSH:-0}
 CLOUD=${C2V_CLOUD_INIT:-0}
 SECURE=${C2V_SECURE_BOOT:-0}
 QGA=${C2V_GUEST_AGENT:-0}
+NETBOOT=${C2V_NETBOOT:-0}
 # Where the stage copies this script and the files it installs.
 CTX=/tmp/c2v
 RECORD=/etc/c2v/packages
@@ -38,6 +40,7 @@ case $SSH in 0 | 1) ;; *) die "C2V_SSH must be 0 or 1, not '$SSH'" ;; esac
 case $CLOUD in 0 | 1) ;; *) die "C2V_CLOUD_INIT must be 0 or 1, not '$CLOUD'" ;; esac
 case $SECURE in 0 | 1) ;; *) die "C2V_SECURE_BOOT must be 0 or 1, not '$SECURE'" ;; esac
 case $QGA in 0 | 1) ;; *) die "C2V_GUEST_AGENT must be 0 or 1, not '$QGA'" ;; esac
+case $NETBOOT in 0 | 1) ;; *) die "C2V_NETBOOT must be 0 or 1, not '$NETBOOT'" ;; esac
 case $DRY in 0 | 1) ;; *) die "C2V_DRY_RUN must be 0 or 1, not '$DRY'" ;; esac
 # Package managers and systemctl would still act on /, whatever the prefix says.
 if [ -n "$ROOT" ] && [ "$DRY" != 1 ]; then die "C2V_ROOT is only for dry runs (C2V_DRY_RUN=1)"; fi
@@ -95,6 +98,9 @@ has_sshd() { exists /usr/sbin/sshd || exists /sbin/sshd; }
 
 # Where c2v's probe looks for the QEMU guest agent too.
 has_qga() { exists /usr/sbin/qemu-ga || exists /usr/bin/qemu-ga; }
+
+# Where c2v's probe looks for busybox, whose wget, sha256sum and mount the network boot step runs in the initramfs.
+has_busybox() { exists /usr/bin/busybox || exists /bin/busybox; }
 
 # The signed chain where src/plan/secure-boot.ts takes it from (Ubuntu names its current shim .latest).
 has_signed_boot() {
@@ -164,7 +170,7 @@ LABEL="${FIRST:-${FAMILY:-unknown}}${VERSION_ID:+ $VERSION_ID}"
 
 # --- What each family installs (the package lists of the former dockerfiles/<family>.Dockerfile) ---------------
 
-PK_KERNEL='' PK_SYSTEMD='' PK_OPENRC='' PK_NET='' PK_VMTOOLS='' PK_SSH='' PK_GROW='' PK_CLOUD='' PK_SECURE='' NET='' DEFAULT_INIT=''
+PK_KERNEL='' PK_SYSTEMD='' PK_OPENRC='' PK_NET='' PK_VMTOOLS='' PK_SSH='' PK_GROW='' PK_CLOUD='' PK_SECURE='' PK_NETBOOT='' NET='' DEFAULT_INIT=''
 # Every family calls the QEMU guest agent the same.
 PK_QGA=qemu-guest-agent
 case $FAMILY in
@@ -179,6 +185,9 @@ case $FAMILY in
     PK_CLOUD="cloud-init cloud-guest-utils"
     # shim-signed brings MokManager (shim-helpers-amd64-signed); its postinst only warns without EFI variables.
     PK_SECURE="shim-signed grub-efi-amd64-signed"
+    # initramfs-tools copies an installed busybox, with every applet, into the initramfs it builds; busybox's
+    # package triggers update-initramfs, so a kernel's initramfs made before it is made again.
+    PK_NETBOOT="busybox"
     NET=ifupdown DEFAULT_INIT=systemd
     ;;
   ubuntu)
@@ -190,6 +199,9 @@ case $FAMILY in
     PK_GROW="fdisk e2fsprogs"
     PK_CLOUD="cloud-init cloud-guest-utils"
     PK_SECURE="shim-signed grub-efi-amd64-signed"
+    # initramfs-tools copies an installed busybox, with every applet, into the initramfs it builds; busybox's
+    # package triggers update-initramfs, so a kernel's initramfs made before it is made again.
+    PK_NETBOOT="busybox"
     NET=ifupdown DEFAULT_INIT=systemd
     ;;
   alpine)
@@ -234,7 +246,7 @@ else
 fi
 if [ "$INIT" = systemd ]; then PK_INIT=$PK_SYSTEMD; else PK_INIT=$PK_OPENRC; fi
 
-ADD_KERNEL=0 ADD_INIT=0 ADD_NET=0 ADD_VMTOOLS=0 ADD_SSH=0 ADD_GROW=0 ADD_CLOUD=0 ADD_SECURE=0 ADD_QGA=0
+ADD_KERNEL=0 ADD_INIT=0 ADD_NET=0 ADD_VMTOOLS=0 ADD_SSH=0 ADD_GROW=0 ADD_CLOUD=0 ADD_SECURE=0 ADD_QGA=0 ADD_NETBOOT=0
 if has_kernel; then say "kernel: present"; else
   ADD_KERNEL=1
   say "kernel: missing"
@@ -260,7 +272,14 @@ if [ "$QGA" = 0 ]; then say "guest-agent: not asked for"; elif has_qga; then say
   ADD_QGA=1
   say "guest-agent: qemu-ga missing"
 fi
-if [ -z "$FAMILY" ] && [ "$ADD_KERNEL$ADD_INIT$ADD_SSH$ADD_CLOUD$ADD_SECURE$ADD_QGA" != 000000 ]; then
+if [ "$NETBOOT" = 1 ] && [ -n "$FAMILY" ] && [ -z "$PK_NETBOOT" ]; then
+  die "C2V_NETBOOT=1: c2v's network boot step runs in initramfs-tools (Debian, Ubuntu), and $PRETTY boots with another initramfs"
+fi
+if [ "$NETBOOT" = 0 ]; then say "netboot: not asked for"; elif has_busybox; then say "netboot: busybox present"; else
+  ADD_NETBOOT=1
+  say "netboot: busybox missing"
+fi
+if [ -z "$FAMILY" ] && [ "$ADD_KERNEL$ADD_INIT$ADD_SSH$ADD_CLOUD$ADD_SECURE$ADD_QGA$ADD_NETBOOT" != 0000000 ]; then
   lacks=''
   [ "$ADD_KERNEL" = 0 ] || lacks="a kernel"
   [ "$ADD_INIT" = 0 ] || lacks="${lacks:+$lacks, }an init"
@@ -268,6 +287,7 @@ if [ -z "$FAMILY" ] && [ "$ADD_KERNEL$ADD_INIT$ADD_SSH$ADD_CLOUD$ADD_SECURE$ADD_
   [ "$ADD_CLOUD" = 0 ] || lacks="${lacks:+$lacks, }cloud-init"
   [ "$ADD_SECURE" = 0 ] || lacks="${lacks:+$lacks, }a signed shim and GRUB"
   [ "$ADD_QGA" = 0 ] || lacks="${lacks:+$lacks, }the QEMU guest agent"
+  [ "$ADD_NETBOOT" = 0 ] || lacks="${lacks:+$lacks, }busybox"
   die "cannot add $lacks to $PRETTY: c2v supports Debian, Ubuntu, Alpine and RHEL-likes; add them to the image yourself"
 fi
 # A kernel or an init to add means an app image is becoming a VM: it needs networking and VMware's tools too.
@@ -310,6 +330,7 @@ add() { # record word, packages
 [ "$ADD_CLOUD" = 0 ] || add cloud-init "$PK_CLOUD"
 [ "$ADD_SECURE" = 0 ] || add secureboot "$PK_SECURE"
 [ "$ADD_QGA" = 0 ] || add guest-agent "$PK_QGA"
+[ "$ADD_NETBOOT" = 0 ] || add netboot "$PK_NETBOOT"
 
 if [ -n "$WORDS" ]; then
   say "$LABEL: adding $SUMMARY"
@@ -504,6 +525,7 @@ if [ "$DRY" != 1 ]; then
   if [ "$ADD_CLOUD" = 1 ] && ! exists /usr/bin/cloud-init; then die "installed $PK_CLOUD, but there is no /usr/bin/cloud-init"; fi
   if [ "$ADD_SECURE" = 1 ] && ! has_signed_boot; then die "installed $PK_SECURE, but found no signed shim and GRUB in /usr/lib"; fi
   if [ "$ADD_QGA" = 1 ] && ! has_qga; then say "warning: installed $PK_QGA, but found no qemu-ga"; fi
+  if [ "$ADD_NETBOOT" = 1 ] && ! has_busybox; then die "installed $PK_NETBOOT, but found no busybox"; fi
 fi
 
 # --- Setting up what was installed (no part of it depends on the image's config) ------------------------------

@@ -29,10 +29,15 @@ describe('bad input', () => {
       'c2v-test/fake-vm:1',
       'FROM debian:bookworm\nRUN touch /boot/vmlinuz-6.1.0-0-amd64 && mkdir -p /usr/lib/systemd && cp /bin/true /usr/lib/systemd/systemd && ln -sf /usr/lib/systemd/systemd /usr/sbin/init\nCMD ["/sbin/init"]\n',
     );
+    // A kernel whose modules have overlay and loop, but no squashfs, neither as a module nor built in.
+    buildImage(
+      'c2v-test/no-squashfs:1',
+      'FROM c2v-test/fake-vm:1\nRUN mkdir -p /usr/lib/modules/6.1.0-0-amd64 && printf "kernel/drivers/block/loop.ko:\\nkernel/fs/overlayfs/overlay.ko:\\n" > /usr/lib/modules/6.1.0-0-amd64/modules.dep && echo kernel/fs/ext4/ext4.ko > /usr/lib/modules/6.1.0-0-amd64/modules.builtin\n',
+    );
   }, 300_000);
   afterAll(() => {
     rmSync(dir, { recursive: true, force: true });
-    execFileSync('docker', ['rmi', '-f', 'c2v-test/no-distro:1', 'c2v-test/fake-vm:1'], { stdio: 'ignore' });
+    execFileSync('docker', ['rmi', '-f', 'c2v-test/no-distro:1', 'c2v-test/fake-vm:1', 'c2v-test/no-squashfs:1'], { stdio: 'ignore' });
   });
 
   async function expectFailure(args: string[], exitCode: number, message: RegExp, outName = 'out.ova') {
@@ -66,6 +71,16 @@ describe('bad input', () => {
 
   it('a --disk-size too small for the content', async () => {
     await expectFailure(['convert', 'c2v-test/fake-vm:1', '--disk-size', '64M'], 3, /--disk-size 64\.0 MiB is too small for this image .*use at least/);
+  }, 120_000);
+
+  it('--format netboot for a kernel without squashfs, said before the packages step would add busybox', async () => {
+    const r = await expectFailure(
+      ['convert', 'c2v-test/no-squashfs:1', '--no-pull', '--format', 'netboot'],
+      3,
+      /--format netboot mounts the root as squashfs under overlay, and the image's kernel 6\.1\.0-0-amd64 has no squashfs support \(neither built in nor a module in \/lib\/modules\/6\.1\.0-0-amd64\): install a kernel that has it/,
+      'out-netboot',
+    );
+    expect(r.stderr).not.toMatch(/packages step|busybox/);
   }, 120_000);
 
   it('an --ssh-key that is not a public key', async () => {

@@ -92,7 +92,7 @@ describe('appliance planning', () => {
   it('builds the packages step for a Debian app image: one stage and one script, whatever its config', () => {
     const plan = planAppliance({ templates, source: 'myapp:1.4', command: cmd, probe: appImage, init: 'auto', appService: true })!;
     expect(plan).toMatchObject({ family: 'debian', init: 'systemd', installKernel: true, installInit: true, installNetwork: true, ssh: false });
-    expect(plan.buildArgs).toEqual({ C2V_INIT: 'auto', C2V_SSH: '0', C2V_CLOUD_INIT: '0', C2V_SECURE_BOOT: '0', C2V_GUEST_AGENT: '0', C2V_USER: 'app:staff' });
+    expect(plan.buildArgs).toEqual({ C2V_INIT: 'auto', C2V_SSH: '0', C2V_CLOUD_INIT: '0', C2V_SECURE_BOOT: '0', C2V_GUEST_AGENT: '0', C2V_NETBOOT: '0', C2V_USER: 'app:staff' });
     expect(plan.files.map((f) => f.path).sort()).toEqual(['c2v-packages.sh', 'interfaces']);
     expect(plan.dockerfile).toMatch(/^FROM \$\{C2V_BASE\}$/m);
     expect(plan.dockerfile).toMatch(/^ARG C2V_USER=app:staff$/m);

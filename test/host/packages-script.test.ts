@@ -278,6 +278,15 @@ for (const shell of SHELLS) {
       expect(failure('debian-vm', { C2V_SECURE_BOOT: 'yes' })).toMatch(/C2V_SECURE_BOOT must be 0 or 1, not 'yes'/);
     });
 
+    it('C2V_NETBOOT=1: busybox (whose package makes the initramfs again); refused where initramfs-tools is not', () => {
+      const vm = dryRun('debian-vm', { C2V_NETBOOT: '1' });
+      expect(vm.summary).toBe('debian 12: adding netboot');
+      expect(vm.install).toEqual({ pm: 'apt-get', packages: ['busybox'] });
+      expect(vm.record[0]).toBe('netboot');
+      expect(failure('alpine-app', { C2V_NETBOOT: '1' })).toMatch(/C2V_NETBOOT=1: c2v's network boot step runs in initramfs-tools \(Debian, Ubuntu\), and Alpine Linux v3\.\d+ boots with another initramfs/);
+      expect(failure('debian-vm', { C2V_NETBOOT: 'yes' })).toMatch(/C2V_NETBOOT must be 0 or 1, not 'yes'/);
+    });
+
     it('C2V_GUEST_AGENT=1: qemu-guest-agent, left to udev under systemd and added to the default runlevel under OpenRC', () => {
       const vm = dryRun('debian-vm', { C2V_GUEST_AGENT: '1' });
       expect(vm.status).toBe(0);
@@ -679,19 +688,19 @@ describe.skipIf(chroot.why !== undefined)(`real runs in a chroot with stub packa
 describe('the Dockerfile stage', () => {
   const text = () => readFileSync(STAGE, 'utf8');
   const render = (base: string, user: string) =>
-    renderTemplate(parseTemplate('packages/Dockerfile', text(), { shell: false }), { base, init: 'auto', ssh: '0', cloudInit: '0', secureBoot: '0', guestAgent: '0', user })
+    renderTemplate(parseTemplate('packages/Dockerfile', text(), { shell: false }), { base, init: 'auto', ssh: '0', cloudInit: '0', secureBoot: '0', guestAgent: '0', netboot: '0', user })
       .split('\n')
       .filter((l) => l.trim() !== '' && !l.startsWith('#'));
 
-  it('is a template of exactly base, init, ssh, cloudInit, secureBoot, guestAgent and user, the values c2v renders it with', () => {
+  it('is a template of exactly base, init, ssh, cloudInit, secureBoot, guestAgent, netboot and user, the values c2v renders it with', () => {
     const names = [...text().matchAll(/\{\{\s*([^!#/\s][^}|]*?)\s*\}\}/g)].map((m) => m[1]);
-    expect([...new Set(names)].sort()).toEqual(['base', 'cloudInit', 'guestAgent', 'init', 'secureBoot', 'ssh', 'user']);
+    expect([...new Set(names)].sort()).toEqual(['base', 'cloudInit', 'guestAgent', 'init', 'netboot', 'secureBoot', 'ssh', 'user']);
   });
 
-  it('builds on C2V_BASE, takes exactly C2V_INIT, C2V_SSH, C2V_CLOUD_INIT, C2V_SECURE_BOOT, C2V_GUEST_AGENT and C2V_USER, and copies exactly the script and interfaces', () => {
+  it('builds on C2V_BASE, takes exactly C2V_INIT, C2V_SSH, C2V_CLOUD_INIT, C2V_SECURE_BOOT, C2V_GUEST_AGENT, C2V_NETBOOT and C2V_USER, and copies exactly the script and interfaces', () => {
     const l = render('${C2V_BASE}', '');
     expect(l.slice(0, 2)).toEqual(['ARG C2V_BASE', 'FROM ${C2V_BASE}']);
-    expect(l.filter((x) => x.startsWith('ARG ')).map((x) => x.slice(4))).toEqual(['C2V_BASE', 'C2V_INIT=auto', 'C2V_SSH=0', 'C2V_CLOUD_INIT=0', 'C2V_SECURE_BOOT=0', 'C2V_GUEST_AGENT=0', 'C2V_USER=']);
+    expect(l.filter((x) => x.startsWith('ARG ')).map((x) => x.slice(4))).toEqual(['C2V_BASE', 'C2V_INIT=auto', 'C2V_SSH=0', 'C2V_CLOUD_INIT=0', 'C2V_SECURE_BOOT=0', 'C2V_GUEST_AGENT=0', 'C2V_NETBOOT=0', 'C2V_USER=']);
     expect(l.filter((x) => x.startsWith('COPY '))).toEqual([`COPY ${PACKAGES_CONTEXT_DIR}/c2v-packages.sh ${PACKAGES_CONTEXT_DIR}/interfaces /tmp/c2v/`]);
     expect(l.filter((x) => /^FROM /.test(x))).toHaveLength(1);
     expect(render('c2v-app', 'app:staff').filter((x) => /^(FROM|ARG C2V_USER)/.test(x))).toEqual(['FROM c2v-app', 'ARG C2V_USER=app:staff']);
@@ -701,7 +710,7 @@ describe('the Dockerfile stage', () => {
     const l = render('${C2V_BASE}', '');
     const at = (prefix: string) => l.findIndex((x) => x.startsWith(prefix));
     expect(l[at('FROM') + 1]).toBe('USER root');
-    expect(at('RUN ')).toBeGreaterThan(at('ARG C2V_GUEST_AGENT'));
+    expect(at('RUN ')).toBeGreaterThan(at('ARG C2V_NETBOOT'));
     expect(at('RUN ')).toBeLessThan(at('ARG C2V_USER'));
     expect(l[l.length - 1]).toBe('USER ${C2V_USER}');
     expect(JSON.parse(l[at('RUN ')].slice(4))).toEqual(['/bin/sh', '-c', 'sh /tmp/c2v/c2v-packages.sh && rm -rf /tmp/c2v']);

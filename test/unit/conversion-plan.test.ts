@@ -217,6 +217,30 @@ describe('the conversion plan', () => {
     expect(planConversion(request()).disk!.ovf.secureBoot).toBe(false);
   });
 
+  it('--format netboot: busybox from the packages step, the boot files planned, refused before any build where it cannot boot', () => {
+    const nb = { format: 'netboot', rootUrl: 'http://boot.lan/app/root.squashfs' };
+    const out = { output: '/out/app-netboot' };
+    // An image that boots but has no busybox gets it (and only it) from the packages step; then the folder is planned.
+    const building = planConversion(request(out, nb));
+    expect(building.appliance).toMatchObject({ netboot: true, installKernel: false, installInit: false, buildArgs: { C2V_NETBOOT: '1' } });
+    expect(building.output.netboot).toBeUndefined();
+    const withBusybox = { osRelease: bookworm, hasKernel: true, init: 'systemd' as const, hasBusybox: true, packages: ['network ifupdown'] };
+    const plan = planConversion(request({ ...out, probe: withBusybox }, nb));
+    expect(plan.appliance).toBeUndefined();
+    expect(plan.output.netboot).toEqual({ folderName: 'app-netboot', cmdline: 'boot=c2v ip=dhcp rw console=ttyS0,115200 console=tty0 net.ifnames=0', rootUrl: 'http://boot.lan/app/root.squashfs' });
+    expect(planConversion(request({}, {})).output.netboot).toBeUndefined();
+    // Refusals, each before a build.
+    const lacking = { ...withBusybox, netbootLacks: [{ version: '6.1.0-9-amd64', lacks: ['squashfs'] }] };
+    expect(() => planConversion(request({ probe: lacking }, nb))).toThrow(/--format netboot mounts the root as squashfs under overlay, and the image's kernel 6\.1\.0-9-amd64 has no squashfs support/);
+    const alpine = { ID: 'alpine', VERSION_ID: '3.20.3', PRETTY_NAME: 'Alpine Linux v3.20' };
+    expect(() => planConversion(request({ osRelease: alpine, probe: { osRelease: alpine, hasKernel: true, init: 'openrc' } }, nb))).toThrow(
+      /--format netboot appends its boot step to an initramfs-tools initramfs \(Debian, Ubuntu\), and Alpine Linux v3\.20 boots with another/,
+    );
+    expect(() => planConversion(request({}, { rootUrl: 'http://x/root.squashfs' }))).toThrow(/--root-url says where a network boot fetches its root image from, and --format ova has none/);
+    expect(() => planConversion(request({}, { format: 'netboot', secureBoot: true }))).toThrow(/--format netboot boots through iPXE, which c2v does not sign/);
+    expect(() => convertSchema.parse({ input: 'x', format: 'netboot', rootUrl: 'https://boot.lan/root.squashfs' })).toThrow(/--root-url must be an http:\/\/ URL/);
+  });
+
   it('--sign: a .cert member after the manifest, for the OVA and the OVF folder only', () => {
     expect(planConversion(request({}, { sign: 'k.pem', cert: 'c.pem' })).output.certName).toBe('app.cert');
     expect(planConversion(request({}, { sign: 'k.pem', cert: 'c.pem', format: 'ovf' })).output.certName).toBe('app.cert');

@@ -111,7 +111,7 @@ describe('convert flags -> settings', () => {
 
   it.each([
     [['--cpus', '0'], '--cpus must be at least 1'],
-    [['--format', 'zip'], '--format must be one of: ova, ovf, vmdk, raw, qcow2'],
+    [['--format', 'zip'], '--format must be one of: ova, ovf, vmdk, raw, qcow2, netboot'],
     [['--disk-size', '12Q'], 'diskSize: "12Q" is not a size: use a number with a unit, like 4G or 2048M, or "auto"'],
     [['--init', 'runit'], '--init must be one of: auto, systemd, openrc'],
     [['--hw-version', '9'], HW_MESSAGE],
@@ -130,7 +130,7 @@ describe('convert flags -> settings', () => {
   it('reports every bad flag at once', async () => {
     const r = await settingsFrom(['x', '--boot', 'floppy', '--format', 'zip', '--cpus', '0']);
     expect(formatIssues(r.error!).split('; ').sort()).toEqual(
-      ['--boot must be one of: hybrid, bios, efi', '--cpus must be at least 1', '--format must be one of: ova, ovf, vmdk, raw, qcow2'],
+      ['--boot must be one of: hybrid, bios, efi', '--cpus must be at least 1', '--format must be one of: ova, ovf, vmdk, raw, qcow2, netboot'],
     );
   });
 

@@ -34,7 +34,7 @@ describe('c2v convert --help', () => {
     expect(line('hw-version')).toMatch(new RegExp(`\\[default: ${DEFAULT_HW_VERSION}\\]$`));
     expect(line('compress-level')).toMatch(new RegExp(`\\[default: ${DEFAULT_COMPRESS_LEVEL}\\]$`));
     expect(line('network')).toMatch(/\[default: "VM Network"\]$/);
-    expect(line('format')).toMatch(/What to write: ova \| ovf \| vmdk \| raw \| qcow2 +\[string\] \[default: ova\]$/);
+    expect(line('format')).toMatch(/What to write: ova \| ovf \| vmdk \| raw \| qcow2 \| netboot +\[string\] \[default: ova\]$/);
     expect(line('pull')).toMatch(/\[boolean\] \[default: true\]$/);
     expect(line('cmd')).toMatch(/\[string\]$/);
     expect(line('timings')).toMatch(/\[boolean\]$/);
