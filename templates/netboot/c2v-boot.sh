@@ -1,4 +1,4 @@
-# shellcheck shell=sh
+{{! shellcheck shell=sh }}
 # c2v netboot: /scripts/c2v, appended by c2v with the modules it needs (/c2v/modules) to the image's own initrd.
 # initramfs-tools' init sources it for boot=c2v (as /scripts/nfs for boot=nfs) and calls mount_top, mount_premount,
 # mountroot and mount_bottom. It fetches the squashfs root image c2v.root= names, checks it against c2v.sha256=,

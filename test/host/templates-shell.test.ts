@@ -74,6 +74,12 @@ const SHELL_RENDERINGS: { kind: string; shellcheckArgs: string[]; cases: [string
     cases: [['grow-root', (t) => renderTemplate(t.growRoot, {})]],
   },
   {
+    kind: 'netboot',
+    // Sourced by initramfs-tools' init, whose functions (panic, configure_networking) and variables it uses.
+    shellcheckArgs: ['--shell=sh'],
+    cases: [['c2v-boot', (t) => renderTemplate(t.netbootScript, {})]],
+  },
+  {
     kind: 'guest.conf',
     // Sourced by the agent, so it has no shebang of its own.
     shellcheckArgs: ['--shell=sh'],
